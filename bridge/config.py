@@ -1,0 +1,144 @@
+"""All of the bridge's configuration, read from the environment in one place (12-factor).
+
+Adapters read their own variables (ZENDESK_*, ...) through `Settings.environ`, and report
+their problems through `Helpdesk.config_problems`, so start-up can list every problem at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from bridge.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_BOTPRESS_API_URL = "https://api.botpress.cloud"
+SECRET_RE = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
+SECRET_HOWTO = (
+    "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' "
+    "and export BRIDGE_SECRET=<it>"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration; build it with `Settings.from_env`."""
+
+    bridge_secret: str
+    redis_url: str = DEFAULT_REDIS_URL
+    # Heroku Redis uses a self-signed certificate: REDIS_SSL_CERT_REQS=none there.
+    redis_ssl_cert_reqs: str = "required"
+    botpress_webhook_url: str | None = None
+    botpress_api_url: str = DEFAULT_BOTPRESS_API_URL
+    botpress_token: str | None = None
+    botpress_bot_id: str | None = None
+    helpdesk: str = "inbox"
+    admin_token: str | None = None
+    key_prefix: str = "hb"
+    # Seconds. Webhook senders retry for a day or more; so do we (DESIGN.md §6).
+    retry_window: float = 48 * 3600
+    retry_base: float = 1.0
+    retry_cap: float = 1800.0
+    # Outbound HTTP timeout; well under Heroku's 30 s SIGTERM-to-SIGKILL grace.
+    http_timeout: float = 10.0
+    # Per-conversation lease; must outlive the slowest helpdesk call.
+    lease_seconds: float = 45.0
+    max_body_bytes: int = 1024 * 1024
+    log_level: str = "INFO"
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment; raise ConfigError listing every problem."""
+        env = dict(os.environ if environ is None else environ)
+        problems: list[str] = []
+
+        def number(name: str, default: float, minimum: float) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r} is not a number")
+                return default
+            if value < minimum:
+                problems.append(f"{name}={raw!r} must be at least {minimum:g}")
+            return value
+
+        secret = env.get("BRIDGE_SECRET", "").strip()
+        if not secret:
+            problems.append(f"BRIDGE_SECRET is not set: {SECRET_HOWTO}")
+        elif not SECRET_RE.match(secret):
+            problems.append(
+                "BRIDGE_SECRET must be 16 or more URL-safe characters (A-Z a-z 0-9 _ -): "
+                + SECRET_HOWTO
+            )
+
+        # Heroku exposes the TLS endpoint as REDIS_TLS_URL next to REDIS_URL.
+        redis_url = (
+            env.get("REDIS_TLS_URL", "").strip()
+            or env.get("REDIS_URL", "").strip()
+            or DEFAULT_REDIS_URL
+        )
+        if urlparse(redis_url).scheme not in ("redis", "rediss", "unix"):
+            problems.append(f"REDIS_URL must start with redis://, rediss:// or unix:// ({redis_url!r})")
+        cert_reqs = env.get("REDIS_SSL_CERT_REQS", "required").strip().lower() or "required"
+        if cert_reqs not in ("required", "optional", "none"):
+            problems.append("REDIS_SSL_CERT_REQS must be one of required, optional, none")
+
+        def url(name: str, default: str | None) -> str | None:
+            raw = env.get(name, "").strip() or default
+            if raw is None:
+                return None
+            parsed = urlparse(raw)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                problems.append(f"{name} must be an http(s) URL ({raw!r})")
+            return raw.rstrip("/")
+
+        webhook = url("BOTPRESS_WEBHOOK_URL", None)
+        api_url = url("BOTPRESS_API_URL", DEFAULT_BOTPRESS_API_URL) or DEFAULT_BOTPRESS_API_URL
+        token = env.get("BOTPRESS_TOKEN", "").strip() or None
+        bot_id = env.get("BOTPRESS_BOT_ID", "").strip() or None
+        if bool(token) != bool(bot_id):
+            problems.append("BOTPRESS_TOKEN and BOTPRESS_BOT_ID go together: set both or neither")
+
+        helpdesk = env.get("HELPDESK", "inbox").strip().lower() or "inbox"
+        admin_token = env.get("ADMIN_TOKEN", "").strip() or None
+        if admin_token is not None and len(admin_token) < 16:
+            problems.append("ADMIN_TOKEN must be at least 16 characters")
+        prefix = env.get("REDIS_KEY_PREFIX", "hb").strip() or "hb"
+        log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            problems.append("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
+
+        settings = cls(
+            bridge_secret=secret,
+            redis_url=redis_url,
+            redis_ssl_cert_reqs=cert_reqs,
+            botpress_webhook_url=webhook,
+            botpress_api_url=api_url,
+            botpress_token=token,
+            botpress_bot_id=bot_id,
+            helpdesk=helpdesk,
+            admin_token=admin_token,
+            key_prefix=prefix,
+            retry_window=number("RETRY_WINDOW_SECONDS", 48 * 3600, 60),
+            retry_base=number("RETRY_BASE_SECONDS", 1.0, 0.01),
+            retry_cap=number("RETRY_CAP_SECONDS", 1800.0, 0.01),
+            http_timeout=number("HTTP_TIMEOUT_SECONDS", 10.0, 0.1),
+            lease_seconds=number("LEASE_SECONDS", 45.0, 1),
+            log_level=log_level,
+            environ=env,
+        )
+        if settings.http_timeout * 2 >= settings.lease_seconds:
+            problems.append(
+                "LEASE_SECONDS must be more than twice HTTP_TIMEOUT_SECONDS "
+                "(a conversation's lease must outlive its slowest call)"
+            )
+        if problems:
+            raise ConfigError(problems)
+        return settings

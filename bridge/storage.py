@@ -1,0 +1,537 @@
+"""Everything the bridge keeps in Redis, and the one place its key layout is written down.
+
+Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/events.py):
+
+    P:q:<stream>        list    the stream's events, oldest first (JSON, bridge.events.Event)
+    P:head:<stream>     hash    delivery state of the head event: id, attempts, crashes,
+                                first_failed, due, error, response, sending (start of a send
+                                that has no outcome yet: set means a worker died mid-send)
+    P:lease:<stream>    string  token of the worker draining the stream (expires, renewed)
+    P:kick:<stream>     string  a drain task is already queued for the stream (expires)
+    P:pending           set     streams that hold events (the sweeper's safety net)
+    P:due               zset    stream -> epoch seconds when its deferred head is due again
+    P:conv:<cid>        hash    conversation record (see Conversation)
+    P:user:<uid>        hash    end-user record (see User)
+    P:open              zset    open conversation ids by creation time (polling)
+    P:ticket:<tid>      string  helpdesk ticket id -> conversation id
+    P:bpconv:<bpcid>    string  Botpress conversation id -> conversation id (resolution cache)
+    P:dlq               hash    dead-letter id -> JSON (event, stream, reason, response, attempts)
+    P:dlq:order         zset    dead-letter id by time
+    P:adapter:<name>:*  any     owned by that helpdesk adapter (e.g. the inbox's tickets)
+
+Writes that must happen together are single Lua scripts, so a crash between two commands
+can never leave half an operation behind.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+
+from bridge.events import Event
+
+KICK_TTL_MS = 30_000
+
+# KEYS: queue, pending, kick, [keys that must exist...]; ARGV: stream, event json, kick ttl ms
+_ENQUEUE = """
+for i = 4, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then return -(i - 3) end
+end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+"""
+
+# A ring is only worth queueing when fewer than two are waiting: the one being read may
+# have missed this change, a second one will not.
+# KEYS: queue, pending, kick; ARGV: stream, event json, kick ttl ms
+_RING = """
+if redis.call('LLEN', KEYS[1]) >= 2 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+"""
+
+# Start (or decline) a delivery attempt of the head event, renewing the lease.
+# KEYS: lease, head; ARGV: token, head id, lease ms, now
+# Returns {status, attempts, crashes, first_failed, due}; status: -1 lease lost,
+# 0 not due yet, 1 go (first try or retry), 2 go, but a previous send never finished.
+_BEGIN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0, 0, '0', '0'} end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'id', ARGV[2])
+end
+local h = redis.call('HGETALL', KEYS[2])
+local s = {}
+for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
+local due = tonumber(s['due'] or '0')
+if due > tonumber(ARGV[4]) then
+  return {0, tonumber(s['attempts'] or '0'), tonumber(s['crashes'] or '0'), s['first_failed'] or '0', s['due']}
+end
+local status = 1
+local crashes = tonumber(s['crashes'] or '0')
+if s['sending'] then
+  status = 2
+  crashes = crashes + 1
+  redis.call('HSET', KEYS[2], 'crashes', crashes)
+end
+local attempts = redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+redis.call('HSET', KEYS[2], 'sending', ARGV[4])
+redis.call('HDEL', KEYS[2], 'due')
+return {status, attempts, crashes, s['first_failed'] or '0', '0'}
+"""
+
+# Consume the first n events (delivered) and append what they produced, atomically.
+# KEYS: queue, head, lease, pending, due, record, index, then (out queue, out kick) pairs
+# ARGV: token, n, head id, stream, kick ttl ms, record updates (json [f, v, ...]),
+#       index value ('' for none), then (out stream, out json) pairs
+# Returns {status, kicked streams...}; status 1 ok, -1 lease lost, -2 head moved.
+_ACK = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {-1} end
+local first = redis.call('LINDEX', KEYS[1], 0)
+if (not first) or cjson.decode(first)['id'] ~= ARGV[3] then return {-2} end
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[5], ARGV[4])
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[4]) end
+local updates = cjson.decode(ARGV[6])
+if #updates > 0 then redis.call('HSET', KEYS[6], unpack(updates)) end
+if ARGV[7] ~= '' then redis.call('SET', KEYS[7], ARGV[7]) end
+local result = {1}
+local k = 8
+for i = 8, #ARGV, 2 do
+  redis.call('RPUSH', KEYS[k], ARGV[i + 1])
+  redis.call('SADD', KEYS[4], ARGV[i])
+  if redis.call('SET', KEYS[k + 1], '1', 'NX', 'PX', ARGV[5]) then
+    table.insert(result, ARGV[i])
+  end
+  k = k + 2
+end
+return result
+"""
+
+# Put the head off until `due` after a transient failure.
+# KEYS: lease, head, due; ARGV: token, head id, due, error, response, now, stream
+_DEFER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then return -2 end
+redis.call('HDEL', KEYS[2], 'sending')
+redis.call('HSETNX', KEYS[2], 'first_failed', ARGV[6])
+redis.call('HSET', KEYS[2], 'due', ARGV[3], 'error', ARGV[4], 'response', ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[7])
+return 1
+"""
+
+# Move the head event to the dead letters.
+# KEYS: queue, head, lease, pending, due, dlq, dlq order; ARGV: token, head id, stream,
+# dead-letter id, dead-letter json (without the event), now
+_DEAD_LETTER = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+local first = redis.call('LINDEX', KEYS[1], 0)
+if (not first) or cjson.decode(first)['id'] ~= ARGV[2] then return -2 end
+redis.call('LPOP', KEYS[1])
+local entry = cjson.decode(ARGV[5])
+entry['event'] = cjson.decode(first)
+local attempts = redis.call('HGET', KEYS[2], 'attempts')
+entry['attempts'] = tonumber(attempts or '0')
+redis.call('HSET', KEYS[6], ARGV[4], cjson.encode(entry))
+redis.call('ZADD', KEYS[7], ARGV[6], ARGV[4])
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[5], ARGV[3])
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[3]) end
+return 1
+"""
+
+# KEYS: lease; ARGV: token
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class NotFound(Exception):
+    """A record an operation depends on does not exist; `what` names it."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(what)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    created_at: float
+    title: str = ""
+    description: str = ""
+    status: str = "open"
+    requester: str = ""
+    ticket_id: str = ""
+    botpress_conversation_id: str = ""
+    cursor: str = ""
+
+    @classmethod
+    def from_hash(cls, cid: str, h: Mapping[str, str]) -> Conversation:
+        return cls(
+            id=cid,
+            created_at=float(h.get("created_at", "0")),
+            title=h.get("title", ""),
+            description=h.get("description", ""),
+            status=h.get("status", "open"),
+            requester=h.get("requester", ""),
+            ticket_id=h.get("ticket_id", ""),
+            botpress_conversation_id=h.get("botpress_conversation_id", ""),
+            cursor=h.get("cursor", ""),
+        )
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str = ""
+    email: str = ""
+    picture_url: str = ""
+    role: str = "end-user"
+    extra: dict[str, Any] = field(default_factory=dict)
+    helpdesk_id: str = ""
+
+    def to_hash(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "email": self.email,
+            "picture_url": self.picture_url,
+            "role": self.role,
+            "extra": json.dumps(self.extra, separators=(",", ":")),
+            "helpdesk_id": self.helpdesk_id,
+        }
+
+    @classmethod
+    def from_hash(cls, uid: str, h: Mapping[str, str]) -> User:
+        return cls(
+            id=uid,
+            name=h.get("name", ""),
+            email=h.get("email", ""),
+            picture_url=h.get("picture_url", ""),
+            role=h.get("role", "end-user"),
+            extra=json.loads(h.get("extra") or "{}"),
+            helpdesk_id=h.get("helpdesk_id", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Head:
+    """What `Store.begin` learned about the head event of a stream."""
+
+    status: int  # -1 lease lost, 0 not due yet, 1 go, 2 go after a send that never finished
+    attempts: int
+    crashes: int
+    first_failed: float
+    due: float
+
+    @property
+    def maybe_applied(self) -> bool:
+        """A previous send of this event started and never reported back."""
+        return self.status == 2
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    stream: str
+    reason: str
+    response: str
+    attempts: int
+    at: float
+    event: Event
+
+    @classmethod
+    def from_json(cls, dlq_id: str, raw: str) -> DeadLetter:
+        d = json.loads(raw)
+        return cls(
+            id=dlq_id,
+            stream=d["stream"],
+            reason=d["reason"],
+            response=d.get("response") or "",
+            attempts=int(d.get("attempts", 0)),
+            at=float(d["at"]),
+            event=Event.from_json(json.dumps(d["event"])),
+        )
+
+
+def connect(url: str, *, ssl_cert_reqs: str = "required") -> redis.Redis:
+    """A client for `url`; `ssl_cert_reqs` applies to rediss:// (Heroku needs "none")."""
+    kwargs: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 5,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 30,
+    }
+    if url.startswith("rediss://"):
+        kwargs["ssl_cert_reqs"] = ssl_cert_reqs
+    return redis.Redis.from_url(url, **kwargs)
+
+
+class Store:
+    """The bridge's Redis state; every key layout lives in this module."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "hb") -> None:
+        self.redis = client
+        self.prefix = prefix
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._ring = client.register_script(_RING)
+        self._begin = client.register_script(_BEGIN)
+        self._ack = client.register_script(_ACK)
+        self._defer = client.register_script(_DEFER)
+        self._dead_letter = client.register_script(_DEAD_LETTER)
+        self._release = client.register_script(_RELEASE)
+
+    # -- keys ---------------------------------------------------------------------------
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def queue_key(self, stream: str) -> str:
+        return self.key("q", stream)
+
+    def conv_key(self, cid: str) -> str:
+        return self.key("conv", cid)
+
+    def user_key(self, uid: str) -> str:
+        return self.key("user", uid)
+
+    def _stream_keys(self, stream: str) -> list[str]:
+        return [self.queue_key(stream), self.key("pending"), self.key("kick", stream)]
+
+    # -- health -------------------------------------------------------------------------
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    # -- records ------------------------------------------------------------------------
+    def create_user(self, user: User, event: Event) -> bool:
+        """Store the user and queue its upsert; True when a drain task must be published."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.user_key(user.id), mapping=user.to_hash())
+        self._enqueue(keys=self._stream_keys(event.stream), args=[event.stream, event.to_json(), KICK_TTL_MS], client=pipe)
+        return int(pipe.execute()[-1]) == 1
+
+    def create_conversation(self, conv: Conversation, event: Event) -> bool:
+        """Store the conversation, mark it open, queue its ticket creation."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
+            self.conv_key(conv.id),
+            mapping={"created_at": repr(conv.created_at), "title": conv.title,
+                     "description": conv.description, "status": "open"},
+        )
+        pipe.zadd(self.key("open"), {conv.id: conv.created_at})
+        self._enqueue(keys=self._stream_keys(event.stream), args=[event.stream, event.to_json(), KICK_TTL_MS], client=pipe)
+        return int(pipe.execute()[-1]) == 1
+
+    def conversation(self, cid: str) -> Conversation | None:
+        h = cast(dict[str, str], self.redis.hgetall(self.conv_key(cid)))
+        return Conversation.from_hash(cid, h) if h else None
+
+    def user(self, uid: str) -> User | None:
+        h = cast(dict[str, str], self.redis.hgetall(self.user_key(uid)))
+        return User.from_hash(uid, h) if h else None
+
+    def update_conversation(self, cid: str, **fields: str) -> None:
+        self.redis.hset(self.conv_key(cid), mapping=fields)
+
+    def close_conversation(self, cid: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.conv_key(cid), "status", "closed")
+        pipe.zrem(self.key("open"), cid)
+        pipe.execute()
+
+    def open_conversations(self, limit: int = 100_000) -> list[str]:
+        return cast(list[str], self.redis.zrange(self.key("open"), 0, limit - 1))
+
+    def conversation_for_ticket(self, ticket_id: str) -> str | None:
+        return cast(str | None, self.redis.get(self.key("ticket", ticket_id)))
+
+    def conversation_for_botpress(self, bp_conversation_id: str) -> str | None:
+        return cast(str | None, self.redis.get(self.key("bpconv", bp_conversation_id)))
+
+    # -- producing events ---------------------------------------------------------------
+    def append(self, event: Event, *, require: Sequence[tuple[str, str]] = ()) -> bool:
+        """Append `event` to its stream; True when a drain task must be published.
+
+        `require` lists (what, key) pairs that must exist, checked in the same atomic step;
+        a missing one raises NotFound(what) and nothing is written.
+        """
+        keys = self._stream_keys(event.stream) + [key for _, key in require]
+        result = int(self._enqueue(keys=keys, args=[event.stream, event.to_json(), KICK_TTL_MS]))
+        if result < 0:
+            raise NotFound(require[-result - 1][0])
+        return result == 1
+
+    def ring(self, event: Event) -> bool:
+        """Queue a doorbell ring unless two already wait; True when a drain must be published."""
+        keys = self._stream_keys(event.stream)
+        return int(self._ring(keys=keys, args=[event.stream, event.to_json(), KICK_TTL_MS])) == 1
+
+    def kick(self, stream: str) -> bool:
+        """Claim the right to publish a drain task for `stream` (False: one is queued)."""
+        return bool(self.redis.set(self.key("kick", stream), "1", nx=True, px=KICK_TTL_MS))
+
+    # -- draining -----------------------------------------------------------------------
+    def clear_kick(self, stream: str) -> None:
+        self.redis.delete(self.key("kick", stream))
+
+    def acquire_lease(self, stream: str, seconds: float) -> str | None:
+        token = secrets.token_hex(8)
+        ok = self.redis.set(self.key("lease", stream), token, nx=True, px=int(seconds * 1000))
+        return token if ok else None
+
+    def release_lease(self, stream: str, token: str) -> None:
+        self._release(keys=[self.key("lease", stream)], args=[token])
+
+    def peek(self, stream: str, n: int) -> list[Event]:
+        raw = cast(list[str], self.redis.lrange(self.queue_key(stream), 0, n - 1))
+        return [Event.from_json(r) for r in raw]
+
+    def length(self, stream: str) -> int:
+        return int(cast(int, self.redis.llen(self.queue_key(stream))))
+
+    def begin(self, stream: str, token: str, head_id: str, lease_seconds: float, now: float) -> Head:
+        r = self._begin(
+            keys=[self.key("lease", stream), self.key("head", stream)],
+            args=[token, head_id, int(lease_seconds * 1000), repr(now)],
+        )
+        return Head(int(r[0]), int(r[1]), int(r[2]), float(r[3] or 0), float(r[4] or 0))
+
+    def ack(
+        self,
+        stream: str,
+        token: str,
+        head_id: str,
+        n: int,
+        *,
+        outputs: Iterable[Event] = (),
+        record: str = "",
+        updates: Mapping[str, str] | None = None,
+        index: tuple[str, str] | None = None,
+    ) -> list[str] | None:
+        """Drop the first `n` events as delivered and append `outputs`, atomically.
+
+        `updates` are written to the hash `record` (a full key); `index` is (key, value) to SET.
+        Returns the output streams that need a drain task published, or None when the
+        lease was lost or the head moved (nothing written).
+        """
+        outs = list(outputs)
+        flat: list[str] = [x for kv in (updates or {}).items() for x in kv]
+        keys = [
+            self.queue_key(stream), self.key("head", stream), self.key("lease", stream),
+            self.key("pending"), self.key("due"), record or self.key("none"),
+            index[0] if index else self.key("none"),
+        ]
+        args: list[Any] = [token, n, head_id, stream, KICK_TTL_MS, json.dumps(flat),
+                           index[1] if index else ""]
+        for ev in outs:
+            keys += [self.queue_key(ev.stream), self.key("kick", ev.stream)]
+            args += [ev.stream, ev.to_json()]
+        r = self._ack(keys=keys, args=args)
+        if int(r[0]) != 1:
+            return None
+        return [str(s) for s in r[1:]]
+
+    def defer(
+        self, stream: str, token: str, head_id: str, due: float, error: str, response: str, now: float
+    ) -> bool:
+        r = self._defer(
+            keys=[self.key("lease", stream), self.key("head", stream), self.key("due")],
+            args=[token, head_id, repr(due), error[:2000], response[:4000], repr(now), stream],
+        )
+        return int(r) == 1
+
+    def dead_letter(
+        self, stream: str, token: str, head_id: str, reason: str, response: str, now: float
+    ) -> str | None:
+        """Move the head event to the dead letters; returns the dead-letter id."""
+        dlq_id = f"d_{head_id}"
+        entry = json.dumps({"stream": stream, "reason": reason[:2000],
+                            "response": response[:4000], "at": now})
+        r = self._dead_letter(
+            keys=[self.queue_key(stream), self.key("head", stream), self.key("lease", stream),
+                  self.key("pending"), self.key("due"), self.key("dlq"), self.key("dlq", "order")],
+            args=[token, head_id, stream, dlq_id, entry, repr(now)],
+        )
+        return dlq_id if int(r) == 1 else None
+
+    def head_state(self, stream: str) -> dict[str, str]:
+        return cast(dict[str, str], self.redis.hgetall(self.key("head", stream)))
+
+    def is_leased(self, stream: str) -> bool:
+        return bool(self.redis.exists(self.key("lease", stream)))
+
+    def due_streams(self, now: float, limit: int = 500) -> list[str]:
+        """Streams whose deferred head is due, removed from the schedule as they are taken."""
+        key = self.key("due")
+        taken: list[str] = []
+        for s in cast(list[str], self.redis.zrangebyscore(key, "-inf", now, start=0, num=limit)):
+            if self.redis.zrem(key, s):
+                taken.append(s)
+        return taken
+
+    def pending_streams(self) -> list[str]:
+        return [str(s) for s in self.redis.sscan_iter(self.key("pending"), count=1000)]
+
+    def deferred_until(self, stream: str) -> float:
+        due = self.redis.zscore(self.key("due"), stream)
+        return float(due) if due is not None else 0.0
+
+    # -- dead letters -------------------------------------------------------------------
+    def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        ids = cast(list[str], self.redis.zrange(self.key("dlq", "order"), offset, offset + limit - 1))
+        if not ids:
+            return []
+        raws = cast(list[str | None], self.redis.hmget(self.key("dlq"), ids))
+        return [DeadLetter.from_json(i, r) for i, r in zip(ids, raws, strict=True) if r]
+
+    def get_dead_letter(self, dlq_id: str) -> DeadLetter | None:
+        raw = cast(str | None, self.redis.hget(self.key("dlq"), dlq_id))
+        return DeadLetter.from_json(dlq_id, raw) if raw else None
+
+    def count_dead_letters(self) -> int:
+        return int(cast(int, self.redis.zcard(self.key("dlq", "order"))))
+
+    def replay(self, dlq_id: str, *, lease_seconds: float, wait: float = 30.0) -> bool:
+        """Put a dead letter back at the head of its stream (its place in the order).
+
+        Takes the stream's lease first so no drain is mid-delivery while the head changes.
+        Returns False when there is no such dead letter; raises TimeoutError when the
+        stream stayed busy for `wait` seconds.
+        """
+        dl = self.get_dead_letter(dlq_id)
+        if dl is None:
+            return False
+        deadline = time.monotonic() + wait
+        while (token := self.acquire_lease(dl.stream, lease_seconds)) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"stream {dl.stream} stayed busy for {wait:g}s")
+            time.sleep(0.05)
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.lpush(self.queue_key(dl.stream), dl.event.to_json())
+            pipe.sadd(self.key("pending"), dl.stream)
+            pipe.delete(self.key("head", dl.stream))
+            pipe.hdel(self.key("dlq"), dlq_id)
+            pipe.zrem(self.key("dlq", "order"), dlq_id)
+            pipe.execute()
+        finally:
+            self.release_lease(dl.stream, token)
+        return True
+
+    def purge_dead_letter(self, dlq_id: str) -> bool:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(self.key("dlq"), dlq_id)
+        pipe.zrem(self.key("dlq", "order"), dlq_id)
+        return bool(pipe.execute()[0])

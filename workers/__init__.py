@@ -1,0 +1,1 @@
+"""Celery workers: the app, the drain loop, event handlers and helpdesk adapters."""

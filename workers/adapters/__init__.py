@@ -1,0 +1,50 @@
+"""Helpdesk adapters, discovered through the `hitl_bridge.helpdesks` entry-point group."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from bridge.errors import ConfigError
+from workers.adapters.base import Helpdesk
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
+    from bridge.storage import Store
+
+GROUP = "hitl_bridge.helpdesks"
+# Built-ins resolve even when the package is not installed (running from a checkout).
+BUILTIN = {
+    "inbox": "workers.adapters.inbox:InboxHelpdesk",
+    "zendesk": "workers.adapters.zendesk:ZendeskHelpdesk",
+}
+
+
+def available() -> dict[str, str]:
+    """Adapter name -> "module:Class", plug-ins included."""
+    found = dict(BUILTIN)
+    for ep in entry_points(group=GROUP):
+        found[ep.name] = ep.value
+    return found
+
+
+def adapter_class(name: str) -> type[Helpdesk]:
+    target = available().get(name)
+    if target is None:
+        names = ", ".join(sorted(available()))
+        raise ConfigError([f"HELPDESK={name!r} is not a known helpdesk (available: {names})"])
+    module_name, _, attr = target.partition(":")
+    module = __import__(module_name, fromlist=[attr])
+    cls = getattr(module, attr)
+    if not (isinstance(cls, type) and issubclass(cls, Helpdesk)):
+        raise ConfigError([f"{target} is not a Helpdesk adapter"])
+    return cls
+
+
+def load(settings: Settings, store: Store) -> Helpdesk:
+    """The configured adapter, its environment validated."""
+    cls = adapter_class(settings.helpdesk)
+    problems = cls.config_problems(settings.environ)
+    if problems:
+        raise ConfigError(problems)
+    return cls(settings, store)

@@ -1,0 +1,67 @@
+"""Outbound HTTP shared by every external service: one place decides what is retryable."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import requests
+
+from bridge import __version__
+from bridge.errors import PermanentError, TransientError
+
+USER_AGENT = f"botpress-hitl-bridge/{__version__}"
+
+
+def session() -> requests.Session:
+    s = requests.Session()
+    s.headers["User-Agent"] = USER_AGENT
+    return s
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def raise_for_status(resp: requests.Response, what: str) -> None:
+    """Turn an unsuccessful answer into TransientError (429, 5xx) or PermanentError (4xx)."""
+    if resp.status_code < 400:
+        return
+    body = resp.text[:4000]
+    reason = f"{what}: HTTP {resp.status_code}"
+    if resp.status_code == 429 or resp.status_code >= 500:
+        raise TransientError(
+            reason, response=body, retry_after=parse_retry_after(resp.headers.get("Retry-After"))
+        )
+    if resp.status_code == 408:
+        raise TransientError(reason, response=body)
+    raise PermanentError(reason, response=body)
+
+
+def request(
+    s: requests.Session, method: str, url: str, *, what: str, timeout: float, **kwargs: Any
+) -> requests.Response:
+    """Send one request; network failures become TransientError, statuses are classified."""
+    try:
+        resp = s.request(method, url, timeout=timeout, **kwargs)
+    except requests.Timeout as exc:
+        raise TransientError(f"{what}: timed out after {timeout:g}s") from exc
+    except requests.ConnectionError as exc:
+        raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from exc
+    except requests.RequestException as exc:
+        raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    raise_for_status(resp, what)
+    return resp
