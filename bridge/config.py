@@ -85,7 +85,9 @@ class Settings:
             or DEFAULT_REDIS_URL
         )
         if urlparse(redis_url).scheme not in ("redis", "rediss", "unix"):
-            problems.append(f"REDIS_URL must start with redis://, rediss:// or unix:// ({redis_url!r})")
+            problems.append(
+                f"REDIS_URL must start with redis://, rediss:// or unix:// ({redis_url!r})"
+            )
         cert_reqs = env.get("REDIS_SSL_CERT_REQS", "required").strip().lower() or "required"
         if cert_reqs not in ("required", "optional", "none"):
             problems.append("REDIS_SSL_CERT_REQS must be one of required, optional, none")

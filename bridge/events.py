@@ -63,7 +63,13 @@ class Event:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"id": self.id, "kind": self.kind, "stream": self.stream, "at": self.at, "data": self.data},
+            {
+                "id": self.id,
+                "kind": self.kind,
+                "stream": self.stream,
+                "at": self.at,
+                "data": self.data,
+            },
             separators=(",", ":"),
         )
 

@@ -76,7 +76,8 @@ local s = {}
 for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
 local due = tonumber(s['due'] or '0')
 if due > tonumber(ARGV[4]) then
-  return {0, tonumber(s['attempts'] or '0'), tonumber(s['crashes'] or '0'), s['first_failed'] or '0', s['due']}
+  return {0, tonumber(s['attempts'] or '0'), tonumber(s['crashes'] or '0'),
+          s['first_failed'] or '0', s['due']}
 end
 local status = 1
 local crashes = tonumber(s['crashes'] or '0')
@@ -318,8 +319,12 @@ class Store:
     def create_user(self, user: User, event: Event) -> bool:
         """Store the user and queue its upsert; True when a drain task must be published."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.user_key(user.id), mapping=user.to_hash())
-        self._enqueue(keys=self._stream_keys(event.stream), args=[event.stream, event.to_json(), KICK_TTL_MS], client=pipe)
+        pipe.hset(self.user_key(user.id), mapping=user.to_hash())  # type: ignore[arg-type]
+        self._enqueue(
+            keys=self._stream_keys(event.stream),
+            args=[event.stream, event.to_json(), KICK_TTL_MS],
+            client=pipe,
+        )
         return int(pipe.execute()[-1]) == 1
 
     def create_conversation(self, conv: Conversation, event: Event) -> bool:
@@ -327,11 +332,19 @@ class Store:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(
             self.conv_key(conv.id),
-            mapping={"created_at": repr(conv.created_at), "title": conv.title,
-                     "description": conv.description, "status": "open"},
+            mapping={
+                "created_at": repr(conv.created_at),
+                "title": conv.title,
+                "description": conv.description,
+                "status": "open",
+            },
         )
         pipe.zadd(self.key("open"), {conv.id: conv.created_at})
-        self._enqueue(keys=self._stream_keys(event.stream), args=[event.stream, event.to_json(), KICK_TTL_MS], client=pipe)
+        self._enqueue(
+            keys=self._stream_keys(event.stream),
+            args=[event.stream, event.to_json(), KICK_TTL_MS],
+            client=pipe,
+        )
         return int(pipe.execute()[-1]) == 1
 
     def conversation(self, cid: str) -> Conversation | None:
@@ -341,9 +354,6 @@ class Store:
     def user(self, uid: str) -> User | None:
         h = cast(dict[str, str], self.redis.hgetall(self.user_key(uid)))
         return User.from_hash(uid, h) if h else None
-
-    def update_conversation(self, cid: str, **fields: str) -> None:
-        self.redis.hset(self.conv_key(cid), mapping=fields)
 
     def close_conversation(self, cid: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
@@ -399,9 +409,11 @@ class Store:
         return [Event.from_json(r) for r in raw]
 
     def length(self, stream: str) -> int:
-        return int(cast(int, self.redis.llen(self.queue_key(stream))))
+        return int(self.redis.llen(self.queue_key(stream)))
 
-    def begin(self, stream: str, token: str, head_id: str, lease_seconds: float, now: float) -> Head:
+    def begin(
+        self, stream: str, token: str, head_id: str, lease_seconds: float, now: float
+    ) -> Head:
         r = self._begin(
             keys=[self.key("lease", stream), self.key("head", stream)],
             args=[token, head_id, int(lease_seconds * 1000), repr(now)],
@@ -429,12 +441,23 @@ class Store:
         outs = list(outputs)
         flat: list[str] = [x for kv in (updates or {}).items() for x in kv]
         keys = [
-            self.queue_key(stream), self.key("head", stream), self.key("lease", stream),
-            self.key("pending"), self.key("due"), record or self.key("none"),
+            self.queue_key(stream),
+            self.key("head", stream),
+            self.key("lease", stream),
+            self.key("pending"),
+            self.key("due"),
+            record or self.key("none"),
             index[0] if index else self.key("none"),
         ]
-        args: list[Any] = [token, n, head_id, stream, KICK_TTL_MS, json.dumps(flat),
-                           index[1] if index else ""]
+        args: list[Any] = [
+            token,
+            n,
+            head_id,
+            stream,
+            KICK_TTL_MS,
+            json.dumps(flat),
+            index[1] if index else "",
+        ]
         for ev in outs:
             keys += [self.queue_key(ev.stream), self.key("kick", ev.stream)]
             args += [ev.stream, ev.to_json()]
@@ -444,7 +467,14 @@ class Store:
         return [str(s) for s in r[1:]]
 
     def defer(
-        self, stream: str, token: str, head_id: str, due: float, error: str, response: str, now: float
+        self,
+        stream: str,
+        token: str,
+        head_id: str,
+        due: float,
+        error: str,
+        response: str,
+        now: float,
     ) -> bool:
         r = self._defer(
             keys=[self.key("lease", stream), self.key("head", stream), self.key("due")],
@@ -457,11 +487,19 @@ class Store:
     ) -> str | None:
         """Move the head event to the dead letters; returns the dead-letter id."""
         dlq_id = f"d_{head_id}"
-        entry = json.dumps({"stream": stream, "reason": reason[:2000],
-                            "response": response[:4000], "at": now})
+        entry = json.dumps(
+            {"stream": stream, "reason": reason[:2000], "response": response[:4000], "at": now}
+        )
         r = self._dead_letter(
-            keys=[self.queue_key(stream), self.key("head", stream), self.key("lease", stream),
-                  self.key("pending"), self.key("due"), self.key("dlq"), self.key("dlq", "order")],
+            keys=[
+                self.queue_key(stream),
+                self.key("head", stream),
+                self.key("lease", stream),
+                self.key("pending"),
+                self.key("due"),
+                self.key("dlq"),
+                self.key("dlq", "order"),
+            ],
             args=[token, head_id, stream, dlq_id, entry, repr(now)],
         )
         return dlq_id if int(r) == 1 else None
@@ -490,7 +528,9 @@ class Store:
 
     # -- dead letters -------------------------------------------------------------------
     def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
-        ids = cast(list[str], self.redis.zrange(self.key("dlq", "order"), offset, offset + limit - 1))
+        ids = cast(
+            list[str], self.redis.zrange(self.key("dlq", "order"), offset, offset + limit - 1)
+        )
         if not ids:
             return []
         raws = cast(list[str | None], self.redis.hmget(self.key("dlq"), ids))
@@ -501,18 +541,18 @@ class Store:
         return DeadLetter.from_json(dlq_id, raw) if raw else None
 
     def count_dead_letters(self) -> int:
-        return int(cast(int, self.redis.zcard(self.key("dlq", "order"))))
+        return int(self.redis.zcard(self.key("dlq", "order")))
 
-    def replay(self, dlq_id: str, *, lease_seconds: float, wait: float = 30.0) -> bool:
+    def replay(self, dlq_id: str, *, lease_seconds: float, wait: float = 30.0) -> str | None:
         """Put a dead letter back at the head of its stream (its place in the order).
 
         Takes the stream's lease first so no drain is mid-delivery while the head changes.
-        Returns False when there is no such dead letter; raises TimeoutError when the
-        stream stayed busy for `wait` seconds.
+        Returns the stream (to wake a worker for), None when there is no such dead letter;
+        raises TimeoutError when the stream stayed busy for `wait` seconds.
         """
         dl = self.get_dead_letter(dlq_id)
         if dl is None:
-            return False
+            return None
         deadline = time.monotonic() + wait
         while (token := self.acquire_lease(dl.stream, lease_seconds)) is None:
             if time.monotonic() > deadline:
@@ -528,7 +568,7 @@ class Store:
             pipe.execute()
         finally:
             self.release_lease(dl.stream, token)
-        return True
+        return dl.stream
 
     def purge_dead_letter(self, dlq_id: str) -> bool:
         pipe = self.redis.pipeline(transaction=True)

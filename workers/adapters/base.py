@@ -123,7 +123,12 @@ class Helpdesk(ABC):
 
     @abstractmethod
     def create_ticket(
-        self, conv: Conversation, request: TicketRequest, *, idempotency_key: str, maybe_applied: bool
+        self,
+        conv: Conversation,
+        request: TicketRequest,
+        *,
+        idempotency_key: str,
+        maybe_applied: bool,
     ) -> str:
         """Create the ticket for `conv`; returns the helpdesk's ticket id."""
 

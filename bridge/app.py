@@ -1,0 +1,43 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from bridge.config import Settings
+from bridge.logs import configure as configure_logging
+from bridge.runtime import Runtime
+from bridge.storage import Store, connect
+from bridge.web import EXTENSION, botpress, errors, health, webhooks
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Storage, helpdesk adapter and task publisher for a web or CLI process."""
+    from workers import adapters
+    from workers.celery_app import make_celery, publisher
+
+    store = Store(
+        connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs), settings.key_prefix
+    )
+    return Runtime(
+        settings, store, adapters.load(settings, store), publisher(make_celery(settings))
+    )
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
+    """A configured app; `runtime` lets tests supply their own storage and publisher."""
+    if runtime is None:
+        runtime = build_runtime(settings or Settings.from_env())
+    app = Flask("bridge")
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = runtime
+    errors.register(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(botpress.blueprint)
+    app.register_blueprint(webhooks.blueprint)
+    extra = runtime.helpdesk.blueprint()
+    if extra is not None:
+        app.register_blueprint(extra)
+    configure_logging(runtime.settings.log_level)
+    return app

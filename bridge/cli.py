@@ -1,0 +1,248 @@
+"""`hitl-bridge`: the operator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bridge.config import Settings
+from bridge.errors import ConfigError
+
+
+def _out(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _runtime(args: argparse.Namespace) -> Any:
+    from bridge.app import build_runtime
+
+    return build_runtime(Settings.from_env())
+
+
+# -- check ------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate configuration, reach Redis, and verify the helpdesk's credentials."""
+    from workers.adapters import adapter_class
+
+    try:
+        settings = Settings.from_env()
+        problems = adapter_class(settings.helpdesk).config_problems(settings.environ)
+    except ConfigError as exc:
+        problems = exc.problems
+    if problems:
+        for line in problems:
+            print(f"configuration error: {line}")
+        return 2
+    rt = _runtime(args)
+    try:
+        rt.store.ping()
+        print(f"redis: ok ({settings.redis_url.split('@')[-1]})")
+    except Exception as exc:
+        print(f"redis: unreachable ({type(exc).__name__}: {exc})")
+        return 1
+    helpdesk_problems = rt.helpdesk.check()
+    for line in helpdesk_problems:
+        print(f"helpdesk {settings.helpdesk}: {line}")
+    if not helpdesk_problems:
+        print(f"helpdesk {settings.helpdesk}: ok")
+    webhook = "set" if settings.botpress_webhook_url else "NOT SET (agent replies wait)"
+    print(f"botpress webhook: {webhook}")
+    print(f"botpress api (close resolution): {'set' if settings.botpress_token else 'not set'}")
+    return 1 if helpdesk_problems else 0
+
+
+# -- inbox ------------------------------------------------------------------------------
+def cmd_inbox(args: argparse.Namespace) -> int:
+    from workers.adapters.inbox import InboxHelpdesk
+
+    rt = _runtime(args)
+    if not isinstance(rt.helpdesk, InboxHelpdesk):
+        print(f"HELPDESK is {rt.settings.helpdesk!r}; the inbox commands need HELPDESK=inbox")
+        return 2
+    inbox = rt.helpdesk
+    if args.action == "list":
+        for t in inbox.tickets(status=args.status):
+            last = t["messages"][-1]["text"] if t["messages"] else ""
+            assignee = t["assignee"] or "-"
+            print(
+                f"{t['id']}  {t['status']:<6}  {assignee:<12}  {t['subject'][:40]:<40}  {last[:60]}"
+            )
+        return 0
+    if args.action == "show":
+        ticket = inbox.ticket(args.id)
+        if ticket is None:
+            print(f"no conversation {args.id}")
+            return 1
+        _out(ticket)
+        return 0
+    kind = {"reply": "message", "assign": "assign", "close": "close"}[args.action]
+    try:
+        inbox.agent_action(args.id, kind, args.agent, getattr(args, "text", "") or "")
+    except LookupError:
+        print(f"no conversation {args.id}")
+        return 1
+    except ValueError as exc:
+        print(str(exc))
+        return 1
+    rt.ring(args.id)
+    print("ok")
+    return 0
+
+
+# -- dead letters -----------------------------------------------------------------------
+def cmd_dlq(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    store = rt.store
+    if args.action == "list":
+        for d in store.dead_letters(limit=args.limit):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d.at))
+            print(f"{d.id}  {when}  {d.stream}  {d.event.kind}  attempts={d.attempts}  {d.reason}")
+        return 0
+    ids = [d.id for d in store.dead_letters(limit=100_000)] if args.id == "all" else [args.id]
+    for dlq_id in ids:
+        if args.action == "show":
+            d = store.get_dead_letter(dlq_id)
+            if d is None:
+                print(f"no dead letter {dlq_id}")
+                return 1
+            _out(
+                {
+                    "id": d.id,
+                    "stream": d.stream,
+                    "reason": d.reason,
+                    "response": d.response,
+                    "attempts": d.attempts,
+                    "at": d.at,
+                    "event": json.loads(d.event.to_json()),
+                }
+            )
+        elif args.action == "replay":
+            stream = store.replay(dlq_id, lease_seconds=rt.settings.lease_seconds)
+            if stream is None:
+                print(f"no dead letter {dlq_id}")
+                return 1
+            rt.kick(stream)
+            print(f"replayed {dlq_id} onto {stream}")
+        elif args.action == "purge":
+            if not store.purge_dead_letter(dlq_id):
+                print(f"no dead letter {dlq_id}")
+                return 1
+            print(f"purged {dlq_id}")
+    return 0
+
+
+# -- conversations ----------------------------------------------------------------------
+def cmd_conversations(args: argparse.Namespace) -> int:
+    from bridge import events as ev
+
+    rt = _runtime(args)
+    store = rt.store
+    conv = store.conversation(args.id)
+    if conv is None:
+        print(f"no conversation {args.id}")
+        return 1
+    streams = {
+        kind: ev.stream(kind, conv.id) for kind in (ev.TO_HELPDESK, ev.INBOUND, ev.TO_BOTPRESS)
+    }
+    _out(
+        {
+            "conversation": conv.__dict__,
+            "helpdesk": rt.settings.helpdesk,
+            "waiting": {
+                name: {
+                    "events": [json.loads(e.to_json()) for e in store.peek(s, 100)],
+                    "head": store.head_state(s),
+                }
+                for name, s in streams.items()
+            },
+            "dead_letters": [
+                {"id": d.id, "stream": d.stream, "kind": d.event.kind, "reason": d.reason}
+                for d in store.dead_letters(limit=100_000)
+                if d.stream in streams.values()
+            ],
+        }
+    )
+    return 0
+
+
+# -- dev --------------------------------------------------------------------------------
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Run web, worker and beat from the Procfile in the foreground."""
+    from bridge import procfile
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"configuration error: {line}")
+        return 2
+    port = os.environ.get("PORT", "8000")
+    print(f"Botpress endpoint base URL: http://localhost:{port}/botpress/{settings.bridge_secret}")
+    if settings.admin_token:
+        print(
+            f"Inbox agent API: http://localhost:{port}/inbox/api/conversations "
+            f"(Authorization: Bearer {settings.admin_token})"
+        )
+    return procfile.run(args.processes, os.environ)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hitl-bridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser(
+        "check", help="validate configuration, Redis and helpdesk credentials"
+    ).set_defaults(func=cmd_check)
+
+    dev = sub.add_parser("dev", help="run the Procfile's processes in the foreground")
+    dev.add_argument("processes", nargs="*", default=["web", "worker", "beat"])
+    dev.set_defaults(func=cmd_dev)
+
+    inbox = sub.add_parser("inbox", help="act as an agent in the built-in inbox helpdesk")
+    isub = inbox.add_subparsers(dest="action", required=True)
+    ls = isub.add_parser("list", help="list conversations")
+    ls.add_argument("--status", choices=["open", "closed"])
+    isub.add_parser("show", help="show one conversation").add_argument("id")
+    reply = isub.add_parser("reply", help="reply as an agent")
+    reply.add_argument("id")
+    reply.add_argument("text")
+    reply.add_argument("--agent", required=True)
+    assign = isub.add_parser("assign", help="assign an agent")
+    assign.add_argument("id")
+    assign.add_argument("--agent", required=True)
+    close = isub.add_parser("close", help="end the hand-off")
+    close.add_argument("id")
+    close.add_argument("--agent", default="agent")
+    inbox.set_defaults(func=cmd_inbox)
+
+    dlq = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
+    dsub = dlq.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list").add_argument("--limit", type=int, default=100)
+    for action in ("show", "replay", "purge"):
+        dsub.add_parser(action).add_argument("id", help="a dead-letter id, or 'all'")
+    dlq.set_defaults(func=cmd_dlq)
+
+    conv = sub.add_parser("conversations", help="inspect a conversation")
+    csub = conv.add_subparsers(dest="action", required=True)
+    csub.add_parser("show").add_argument("id")
+    conv.set_defaults(func=cmd_conversations)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"configuration error: {line}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

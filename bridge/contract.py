@@ -1,0 +1,184 @@
+"""The Botpress "Human in the Loop API" contract: request schemas and message types.
+
+Botpress validates what it sends with schemas that drop unknown keys, and later versions
+may add keys, so every schema here accepts (and keeps) keys it does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+ROUTES = (
+    "ping",
+    "createRemoteUser",
+    "createRemoteConversation",
+    "botSendsMessage",
+    "closeRemoteTicket",
+)
+
+_short = validate.Length(min=1, max=512)
+
+
+class _Open(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class _Typed(_Open):
+    """Every Botpress body names its route in `type`; the two must agree."""
+
+    type = fields.String(required=True)
+
+    def __init__(self, route: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.route = route
+
+    @validates_schema
+    def _check_type(self, data: Mapping[str, Any], **_: Any) -> None:
+        if data.get("type") != self.route:
+            raise ValidationError(f"must be {self.route!r} on this route", "type")
+
+
+class PingSchema(_Typed):
+    pass
+
+
+class RemoteUserPayload(_Open):
+    role = fields.String(load_default="end-user", validate=validate.Length(max=64))
+    name = fields.String(load_default="", validate=validate.Length(max=1024))
+    pictureUrl = fields.String(allow_none=True, validate=validate.Length(max=4096))
+    email = fields.String(allow_none=True, validate=validate.Length(max=512))
+
+
+class CreateRemoteUserSchema(_Typed):
+    payload = fields.Nested(RemoteUserPayload, required=True)
+
+
+class HistoryItem(_Open):
+    text = fields.String(required=True, validate=validate.Length(max=65536))
+    author = fields.String(allow_none=True, validate=validate.Length(max=1024))
+    timestamp = fields.Raw(allow_none=True)
+
+
+class RemoteConversationPayload(_Open):
+    title = fields.String(allow_none=True, validate=validate.Length(max=1024))
+    description = fields.String(allow_none=True, validate=validate.Length(max=65536))
+    messages = fields.List(
+        fields.Nested(HistoryItem), allow_none=True, validate=validate.Length(max=500)
+    )
+    # Not sent by v0.2.x (its schema strips them); accepted should a later version pass them.
+    messageHistory = fields.List(
+        fields.Nested(HistoryItem), allow_none=True, validate=validate.Length(max=500)
+    )
+    userId = fields.String(allow_none=True, validate=_short)
+
+
+class CreateRemoteConversationSchema(_Typed):
+    payload = fields.Nested(RemoteConversationPayload, load_default=dict)
+
+
+class BotSendsMessageSchema(_Typed):
+    remoteConversationId = fields.String(required=True, validate=_short)
+    remoteUserId = fields.String(required=True, validate=_short)
+    payload = fields.Dict(keys=fields.String(), required=True)
+
+    @validates_schema
+    def _check_payload(self, data: Mapping[str, Any], **_: Any) -> None:
+        payload = data.get("payload")
+        if isinstance(payload, Mapping):
+            message_type(payload)  # raises ValidationError naming the problem
+
+
+class ClosePayload(_Open):
+    botpressConversationId = fields.String(required=True, validate=_short)
+
+
+class CloseRemoteTicketSchema(_Typed):
+    payload = fields.Nested(ClosePayload, required=True)
+
+
+SCHEMAS: dict[str, type[_Typed]] = {
+    "ping": PingSchema,
+    "createRemoteUser": CreateRemoteUserSchema,
+    "createRemoteConversation": CreateRemoteConversationSchema,
+    "botSendsMessage": BotSendsMessageSchema,
+    "closeRemoteTicket": CloseRemoteTicketSchema,
+}
+
+
+def load(route: str, body: Any) -> dict[str, Any]:
+    """Validate a Botpress body for `route`; raises ValidationError with field messages."""
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object", "_schema")
+    result: dict[str, Any] = SCHEMAS[route](route).load(body)
+    return result
+
+
+# --- message payloads -------------------------------------------------------------------
+
+_STRING_KEYS = {
+    "text": "text",
+    "markdown": "markdown",
+    "image": "imageUrl",
+    "audio": "audioUrl",
+    "video": "videoUrl",
+    "file": "fileUrl",
+}
+KNOWN_KEYS = (
+    "text",
+    "markdown",
+    "imageUrl",
+    "audioUrl",
+    "videoUrl",
+    "fileUrl",
+    "latitude/longitude",
+    "items",
+    "options",
+    "title+actions",
+)
+
+
+def _require_str(payload: Mapping[str, Any], key: str) -> None:
+    value = payload.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{key} must be a non-empty string", "payload")
+
+
+def message_type(payload: Mapping[str, Any]) -> str:
+    """The Botpress message type of a payload sent without its type, inferred from its keys.
+
+    Raises ValidationError when the payload matches no Botpress message type.
+    """
+    if "latitude" in payload or "longitude" in payload:
+        for key in ("latitude", "longitude"):
+            value = payload.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValidationError(f"{key} must be a number", "payload")
+        return "location"
+    if "items" in payload:
+        items = payload["items"]
+        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+            raise ValidationError("items must be a non-empty list of objects", "payload")
+        # A bloc holds typed messages; a carousel holds cards.
+        return "bloc" if all("type" in i and "payload" in i for i in items) else "carousel"
+    if "options" in payload:
+        options = payload["options"]
+        if not isinstance(options, list) or not all(isinstance(o, dict) for o in options):
+            raise ValidationError("options must be a list of objects", "payload")
+        return "choice"
+    if "actions" in payload and "title" in payload:
+        if not isinstance(payload["actions"], list):
+            raise ValidationError("actions must be a list", "payload")
+        _require_str(payload, "title")
+        return "card"
+    for kind, key in _STRING_KEYS.items():
+        if key in payload:
+            _require_str(payload, key)
+            return kind
+    raise ValidationError(
+        "payload matches no Botpress message type; expected one of: " + ", ".join(KNOWN_KEYS),
+        "payload",
+    )

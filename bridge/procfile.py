@@ -1,0 +1,84 @@
+"""Reads the Procfile and runs its processes together, the way a platform would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def read(path: Path | None = None) -> dict[str, str]:
+    """Process type -> command, in file order."""
+    commands: dict[str, str] = {}
+    for line in (path or ROOT / "Procfile").read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() and not line.lstrip().startswith("#"):
+            commands[name.strip()] = command.strip()
+    return commands
+
+
+def spawn(
+    name: str, env: Mapping[str, str], *, cwd: Path = ROOT, **popen: object
+) -> subprocess.Popen[bytes]:
+    """Start one Procfile process in its own process group (so it can be signalled whole)."""
+    command = read(cwd / "Procfile")[name]
+    proc: subprocess.Popen[bytes] = subprocess.Popen(
+        ["bash", "-c", f"exec {command}"],
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,
+        **popen,  # type: ignore[call-overload]
+    )
+    return proc
+
+
+def run(names: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run the named processes, prefixing their output; stop all when one exits or on a signal."""
+    procs = {n: spawn(n, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for n in names}
+    width = max(map(len, names))
+
+    def pump(name: str, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            sys.stdout.write(f"{name:<{width}} | {raw.decode(errors='replace')}")
+            sys.stdout.flush()
+
+    for n, p in procs.items():
+        threading.Thread(target=pump, args=(n, p), daemon=True).start()
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    code = 0
+    while not stopping.is_set():
+        for n, p in procs.items():
+            if p.poll() is not None:
+                print(f"{n} exited with code {p.returncode}; stopping the others", flush=True)
+                code = p.returncode or 1
+                stopping.set()
+        time.sleep(0.2)
+    stop(procs.values())
+    return code
+
+
+def stop(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    """SIGTERM each process group, then SIGKILL what is still there after `timeout`."""
+    live = [p for p in procs if p.poll() is None]
+    for p in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for p in live:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

@@ -1,0 +1,153 @@
+"""The five routes Botpress's HITL API integration calls (DESIGN.md §2).
+
+The base URL configured in Botpress ends with the secret segment, because Botpress sends
+no authentication header: `https://bridge.example.com/botpress/<BRIDGE_SECRET>`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request
+from marshmallow import ValidationError
+
+from bridge import contract, ids
+from bridge import events as ev
+from bridge.runtime import Runtime
+from bridge.storage import Conversation, NotFound, User
+from bridge.web import runtime
+from bridge.web.errors import error
+
+blueprint = Blueprint("botpress", __name__)
+
+_PROFILE_KEYS = {"role", "name", "pictureUrl", "email"}
+
+
+@blueprint.post("/botpress/<secret>/<route>")
+def ingress(secret: str, route: str) -> Any:
+    rt = runtime()
+    # Wrong secret: as if the route did not exist, before reading anything.
+    if not hmac.compare_digest(secret.encode(), rt.settings.bridge_secret.encode()):
+        abort(404)
+    if route not in contract.ROUTES:
+        abort(404)
+    raw = request.get_data(cache=False)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return error(400, "malformed JSON", "the request body must be a JSON object")
+    try:
+        data = contract.load(route, body)
+    except ValidationError as exc:
+        return error(400, "invalid request", exc.messages)
+    try:
+        return HANDLERS[route](rt, data)
+    except NotFound as exc:
+        return error(404, f"unknown {exc.what}", {exc.what: data.get(exc.what)})
+
+
+def ping(rt: Runtime, data: dict[str, Any]) -> Response:
+    rt.store.ping()  # saying "ok" while storage is down would hide a broken setup
+    return jsonify({"ok": True})
+
+
+def create_remote_user(rt: Runtime, data: dict[str, Any]) -> Response:
+    p = data["payload"]
+    user = User(
+        id=ids.user_id(),
+        name=p.get("name") or "",
+        email=p.get("email") or "",
+        picture_url=p.get("pictureUrl") or "",
+        role=p.get("role") or "end-user",
+        extra={k: v for k, v in p.items() if k not in _PROFILE_KEYS},
+    )
+    event = ev.Event(ev.USER_UPSERT, ev.stream(ev.USER, user.id), {"user": user.id})
+    if rt.store.create_user(user, event):
+        rt.wake(event.stream)
+    return jsonify({"id": user.id})
+
+
+def create_remote_conversation(rt: Runtime, data: dict[str, Any]) -> Any:
+    p = data.get("payload") or {}
+    user_id = p.get("userId") or ""
+    if user_id and rt.store.user(user_id) is None:
+        user_id = ""  # a Botpress id we never minted: the requester is learned later
+    conv = Conversation(
+        id=ids.conversation_id(),
+        created_at=time.time(),
+        title=p.get("title") or "",
+        description=p.get("description") or "",
+    )
+    history = p.get("messages") or p.get("messageHistory") or []
+    event = ev.Event(
+        ev.CONVERSATION_CREATE,
+        ev.stream(ev.TO_HELPDESK, conv.id),
+        {
+            "title": conv.title,
+            "description": conv.description,
+            "user_id": user_id,
+            "history": [
+                {
+                    "text": h["text"],
+                    "author": h.get("author") or "",
+                    "timestamp": h.get("timestamp"),
+                }
+                for h in history
+            ],
+        },
+    )
+    if rt.store.create_conversation(conv, event):
+        rt.wake(event.stream)
+    return jsonify({"id": conv.id})
+
+
+def bot_sends_message(rt: Runtime, data: dict[str, Any]) -> Response:
+    cid, uid, payload = data["remoteConversationId"], data["remoteUserId"], data["payload"]
+    event = ev.Event(
+        ev.MESSAGE,
+        ev.stream(ev.TO_HELPDESK, cid),
+        {
+            "author": uid,
+            "type": contract.message_type(payload),
+            "payload": payload,
+        },
+    )
+    require = [("remoteConversationId", rt.store.conv_key(cid))]
+    if uid != "BOT":
+        require.append(("remoteUserId", rt.store.user_key(uid)))
+    rt.append(event, require=require)
+    return jsonify({"ok": True})
+
+
+def close_remote_ticket(rt: Runtime, data: dict[str, Any]) -> Response:
+    bp_cid = data["payload"]["botpressConversationId"]
+    cid = rt.store.conversation_for_botpress(bp_cid)
+    if cid:
+        event = ev.Event(
+            ev.CONVERSATION_CLOSE,
+            ev.stream(ev.TO_HELPDESK, cid),
+            {"botpress_conversation_id": bp_cid},
+        )
+        rt.append(event, require=[("conversation", rt.store.conv_key(cid))])
+    else:
+        # Resolved by a worker through the Botpress API, never guessed here.
+        rt.append(
+            ev.Event(
+                ev.CLOSE_RESOLVE,
+                ev.stream(ev.RESOLVE, bp_cid),
+                {"botpress_conversation_id": bp_cid},
+            )
+        )
+    return jsonify({"ok": True})
+
+
+HANDLERS = {
+    "ping": ping,
+    "createRemoteUser": create_remote_user,
+    "createRemoteConversation": create_remote_conversation,
+    "botSendsMessage": bot_sends_message,
+    "closeRemoteTicket": close_remote_ticket,
+}

@@ -1,0 +1,91 @@
+"""Botpress's side: the integration webhook (agent events) and the API (close resolution)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge import events as ev
+from bridge.config import Settings
+from bridge.errors import PermanentError, TransientError
+from workers import http
+
+# Event kind -> webhook route and the body fields it carries.
+ROUTES = {
+    ev.AGENT_MESSAGE: "message-from-agent",
+    ev.AGENT_ASSIGNED: "agent-assigned",
+    ev.HITL_STOP: "stop-hitl",
+}
+
+
+def webhook_body(event: ev.Event) -> tuple[str, dict[str, Any]]:
+    """The route and exact JSON body Botpress expects for an agent-side event."""
+    _, cid = ev.split_stream(event.stream)
+    d = event.data
+    if event.kind == ev.AGENT_MESSAGE:
+        body = {
+            "remoteConversationId": cid,
+            "remoteUserId": d["agent_id"],
+            "messageType": d["message_type"],
+            "payload": d["payload"],
+        }
+    elif event.kind == ev.AGENT_ASSIGNED:
+        body = {"remoteConversationId": cid, "remoteUserId": d["agent_id"]}
+    elif event.kind == ev.HITL_STOP:
+        body = {"remoteConversationId": cid}
+    else:
+        raise PermanentError(f"event kind {event.kind!r} has no Botpress route")
+    return ROUTES[event.kind], body
+
+
+class Botpress:
+    """Calls Botpress; failures raise TransientError or PermanentError."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.session = http.session()
+
+    def deliver(self, event: ev.Event) -> None:
+        url = self.settings.botpress_webhook_url
+        if not url:
+            # Kept and retried: setting the variable and restarting delivers the backlog.
+            raise TransientError("BOTPRESS_WEBHOOK_URL is not set", retry_after=60)
+        route, body = webhook_body(event)
+        http.request(
+            self.session,
+            "POST",
+            f"{url}/{route}",
+            json=body,
+            what=f"Botpress {route}",
+            timeout=self.settings.http_timeout,
+        )
+
+    def resolve_conversation(self, bp_conversation_id: str) -> str:
+        """Our conversation id for a Botpress conversation: its `externalId` tag."""
+        s = self.settings
+        if not (s.botpress_token and s.botpress_bot_id):
+            raise PermanentError(
+                f"cannot resolve Botpress conversation {bp_conversation_id}: BOTPRESS_TOKEN and "
+                "BOTPRESS_BOT_ID are not set, and the bridge never guesses which ticket to close"
+            )
+        resp = http.request(
+            self.session,
+            "GET",
+            f"{s.botpress_api_url}/v1/chat/conversations/{bp_conversation_id}",
+            headers={"Authorization": f"Bearer {s.botpress_token}", "x-bot-id": s.botpress_bot_id},
+            what="Botpress get conversation",
+            timeout=s.http_timeout,
+        )
+        try:
+            tags = resp.json()["conversation"].get("tags") or {}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TransientError(
+                "Botpress get conversation: unexpected body", response=resp.text[:4000]
+            ) from exc
+        for key, value in tags.items():
+            if (key == "externalId" or key.endswith(":externalId")) and value:
+                return str(value)
+        raise PermanentError(
+            f"Botpress conversation {bp_conversation_id} has no externalId tag: it was not "
+            "handed off through this bridge",
+            response=resp.text[:4000],
+        )

@@ -1,0 +1,81 @@
+"""The Celery app: broker settings that keep DESIGN.md §6's traps shut, and the beat schedule."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+
+from bridge.config import Settings
+from bridge.runtime import Publish
+
+DRAIN = "hitl.drain"
+QUEUE = "hitl"
+#: Beat: due retries are woken this often; pending streams are swept this often.
+WAKE_EVERY = 1.0
+SWEEP_EVERY = 30.0
+
+
+def make_celery(settings: Settings, *, poll_interval: float = 0.0) -> Celery:
+    app = Celery("hitl_bridge", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # Late ack + reject on a lost worker: a killed worker's task runs again elsewhere.
+        # The drain's lease and per-event crash count make that safe and bounded.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=4,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        # Countdowns stay under 30 s (long waits live in Redis), far below this.
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+        beat_schedule=_schedule(poll_interval),
+    )
+    if settings.redis_url.startswith("rediss://"):
+        reqs = {
+            "required": ssl.CERT_REQUIRED,
+            "optional": ssl.CERT_OPTIONAL,
+            "none": ssl.CERT_NONE,
+        }[settings.redis_ssl_cert_reqs]
+        app.conf.broker_use_ssl = {"ssl_cert_reqs": reqs}
+    return app
+
+
+def _schedule(poll_interval: float) -> dict[str, Any]:
+    schedule: dict[str, Any] = {
+        "wake-due-retries": {"task": "hitl.wake", "schedule": WAKE_EVERY},
+        "sweep-pending-streams": {"task": "hitl.sweep", "schedule": SWEEP_EVERY},
+    }
+    if poll_interval > 0:
+        schedule["poll-helpdesk"] = {"task": "hitl.poll", "schedule": poll_interval}
+    return schedule
+
+
+def publisher(app: Celery) -> Publish:
+    """A Publish function that sends drain tasks through `app`'s broker."""
+
+    def publish(stream: str, countdown: float) -> None:
+        app.send_task(DRAIN, args=[stream], queue=QUEUE, countdown=countdown or None)
+
+    return publish
+
+
+class PerProcess:
+    """Builds a value lazily, once per process: Redis connections must not cross a fork."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._pid = -1
+        self._value: Any = None
+
+    def get(self) -> Any:
+        if self._pid != os.getpid():
+            self._value, self._pid = self._build(), os.getpid()
+        return self._value

@@ -1,0 +1,54 @@
+"""Entry point of the `worker` and `beat` processes: `celery -A workers.worker ...`."""
+
+from __future__ import annotations
+
+import sys
+
+from bridge.config import Settings
+from bridge.errors import ConfigError
+from bridge.logs import configure as configure_logging
+from bridge.storage import Store, connect
+from workers import adapters
+from workers.botpress import Botpress
+from workers.celery_app import PerProcess, make_celery, publisher
+from workers.context import Context
+from workers.retry import RetryPolicy
+from workers.tasks import register
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings.from_env()
+        problems = adapters.adapter_class(settings.helpdesk).config_problems(settings.environ)
+    except ConfigError as exc:
+        problems = exc.problems
+    if problems:
+        for line in problems:
+            print(f"configuration error: {line}", file=sys.stderr)
+        raise SystemExit(2)
+    return settings
+
+
+settings = _settings()
+configure_logging(settings.log_level)
+_probe = Store(
+    connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs), settings.key_prefix
+)
+app = make_celery(settings, poll_interval=adapters.load(settings, _probe).poll_interval)
+
+
+def _context() -> Context:
+    store = Store(
+        connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs), settings.key_prefix
+    )
+    return Context(
+        settings=settings,
+        store=store,
+        helpdesk=adapters.load(settings, store),
+        publish=publisher(app),
+        botpress=Botpress(settings),
+        retry=RetryPolicy(settings.retry_base, settings.retry_cap, settings.retry_window),
+    )
+
+
+register(app, PerProcess(_context).get)
