@@ -112,7 +112,7 @@ SCHEMAS: dict[str, type[_Typed]] = {
 def load(route: str, body: Any) -> dict[str, Any]:
     """Validate a Botpress body for `route`; raises ValidationError with field messages."""
     if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", "_schema")
+        raise ValidationError({"_schema": ["the body must be a JSON object"]})
     result: dict[str, Any] = SCHEMAS[route](route).load(body)
     return result
 

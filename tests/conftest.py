@@ -48,23 +48,27 @@ def fake_botpress() -> Iterator[FakeBotpress]:
 @pytest.fixture
 def bridge_env(redis_url: str, fake_botpress: FakeBotpress) -> dict[str, str]:
     """The environment of every bridge process in a test: fast retries, test Redis, fakes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "BOTPRESS", "ZENDESK"))}
-    env.update({
-        "REDIS_URL": redis_url,
-        "BRIDGE_SECRET": SECRET,
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "BOTPRESS_WEBHOOK_URL": fake_botpress.webhook_url,
-        "BOTPRESS_API_URL": fake_botpress.url,
-        "HELPDESK": "inbox",
-        "RETRY_BASE_SECONDS": "0.2",
-        "RETRY_CAP_SECONDS": "2",
-        "HTTP_TIMEOUT_SECONDS": "5",
-        "LOG_LEVEL": "INFO",
-        "WORKER_CONCURRENCY": "2",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-        # The Procfile's commands (gunicorn, celery) come from the interpreter's environment.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    })
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "BOTPRESS", "ZENDESK"))
+    }
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "BRIDGE_SECRET": SECRET,
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "BOTPRESS_WEBHOOK_URL": fake_botpress.webhook_url,
+            "BOTPRESS_API_URL": fake_botpress.url,
+            "HELPDESK": "inbox",
+            "RETRY_BASE_SECONDS": "0.2",
+            "RETRY_CAP_SECONDS": "2",
+            "HTTP_TIMEOUT_SECONDS": "5",
+            "LOG_LEVEL": "INFO",
+            "WORKER_CONCURRENCY": "2",
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+            # The Procfile's commands (gunicorn, celery) come from the interpreter's environment.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
     return env
 
 
@@ -76,30 +80,46 @@ class BridgeClient:
 
     def call(self, route: str, body: Any, secret: str = SECRET) -> Any:
         data = body if isinstance(body, bytes | str) else json.dumps(body)
-        return self.client.post(f"/botpress/{secret}/{route}", data=data,
-                                content_type="application/json")
+        return self.client.post(
+            f"/botpress/{secret}/{route}", data=data, content_type="application/json"
+        )
 
     def user(self, name: str = "Ada", **extra: Any) -> str:
-        r = self.call("createRemoteUser", {"type": "createRemoteUser",
-                                           "payload": {"role": "end-user", "name": name, **extra}})
+        r = self.call(
+            "createRemoteUser",
+            {"type": "createRemoteUser", "payload": {"role": "end-user", "name": name, **extra}},
+        )
         assert r.status_code == 200, r.get_json()
         return str(r.get_json()["id"])
 
     def conversation(self, title: str = "Help", **payload: Any) -> str:
-        r = self.call("createRemoteConversation", {"type": "createRemoteConversation",
-                                                   "payload": {"title": title, **payload}})
+        r = self.call(
+            "createRemoteConversation",
+            {"type": "createRemoteConversation", "payload": {"title": title, **payload}},
+        )
         assert r.status_code == 200, r.get_json()
         return str(r.get_json()["id"])
 
     def say(self, cid: str, uid: str, payload: dict[str, Any]) -> Any:
-        r = self.call("botSendsMessage", {"type": "botSendsMessage", "remoteConversationId": cid,
-                                          "remoteUserId": uid, "payload": payload})
+        r = self.call(
+            "botSendsMessage",
+            {
+                "type": "botSendsMessage",
+                "remoteConversationId": cid,
+                "remoteUserId": uid,
+                "payload": payload,
+            },
+        )
         assert r.status_code == 200, r.get_json()
         return r
 
     def agent(self, method: str, path: str, body: Any = None) -> Any:
-        return self.client.open(f"/inbox/api{path}", method=method, json=body,
-                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        return self.client.open(
+            f"/inbox/api{path}",
+            method=method,
+            json=body,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
 
 
 @pytest.fixture

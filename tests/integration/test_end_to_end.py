@@ -25,8 +25,9 @@ def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "con
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_hand_off_goes_round(bridge: BridgeClient, fake_botpress: FakeBotpress,
-                             workers: Callable[..., Process]) -> None:
+def test_hand_off_goes_round(
+    bridge: BridgeClient, fake_botpress: FakeBotpress, workers: Callable[..., Process]
+) -> None:
     workers()
     uid = bridge.user("Ada", email="ada@example.com")
     cid = bridge.conversation("Refund please", description="Order 42")
@@ -46,16 +47,31 @@ def test_hand_off_goes_round(bridge: BridgeClient, fake_botpress: FakeBotpress,
     ]
     assert t["subject"] == "Refund please" and t["requester"] == uid
 
-    assert bridge.agent("POST", f"/conversations/{cid}/assign", {"agent": "alice"}).status_code == 200
-    assert bridge.agent("POST", f"/conversations/{cid}/messages",
-                        {"agent": "alice", "text": "Sure, done."}).status_code == 200
-    assert bridge.agent("POST", f"/conversations/{cid}/close", {"agent": "alice"}).status_code == 200
+    assert (
+        bridge.agent("POST", f"/conversations/{cid}/assign", {"agent": "alice"}).status_code == 200
+    )
+    assert (
+        bridge.agent(
+            "POST", f"/conversations/{cid}/messages", {"agent": "alice", "text": "Sure, done."}
+        ).status_code
+        == 200
+    )
+    assert (
+        bridge.agent("POST", f"/conversations/{cid}/close", {"agent": "alice"}).status_code == 200
+    )
 
     got = fake_botpress.wait_for(3)
     assert [(r["route"], r["body"]) for r in got] == [
         ("agent-assigned", {"remoteConversationId": cid, "remoteUserId": "alice"}),
-        ("message-from-agent", {"remoteConversationId": cid, "remoteUserId": "alice",
-                                "messageType": "text", "payload": {"text": "Sure, done."}}),
+        (
+            "message-from-agent",
+            {
+                "remoteConversationId": cid,
+                "remoteUserId": "alice",
+                "messageType": "text",
+                "payload": {"text": "Sure, done."},
+            },
+        ),
         ("stop-hitl", {"remoteConversationId": cid}),
     ]
     time.sleep(0.5)

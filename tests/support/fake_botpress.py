@@ -57,19 +57,28 @@ class FakeBotpress(FakeServer):
                     return list(self.received)
             time.sleep(0.02)
         with self.lock:
-            raise AssertionError(f"waited for {count} webhook calls, got {len(self.received)}: "
-                                 f"{self.received[-5:]}")
+            raise AssertionError(
+                f"waited for {count} webhook calls, got {len(self.received)}: {self.received[-5:]}"
+            )
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes
-               ) -> tuple[int, dict[str, str], Any]:
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], Any]:
         if method == "POST" and path.startswith("/hook/"):
             return self._webhook(path.removeprefix("/hook/"), body)
         if method == "GET" and path.startswith("/v1/chat/conversations/"):
-            if headers.get("authorization") != f"Bearer {self.token}" or headers.get("x-bot-id") != self.bot_id:
+            if (
+                headers.get("authorization") != f"Bearer {self.token}"
+                or headers.get("x-bot-id") != self.bot_id
+            ):
                 return 401, {}, {"code": 401, "type": "Unauthorized", "message": "bad token"}
             conv = self.conversations.get(path.rsplit("/", 1)[1])
             if conv is None:
-                return 404, {}, {"code": 404, "type": "ResourceNotFound", "message": "no conversation"}
+                return (
+                    404,
+                    {},
+                    {"code": 404, "type": "ResourceNotFound", "message": "no conversation"},
+                )
             return 200, {}, {"conversation": conv}
         return 404, {}, {"message": "not found"}
 

@@ -21,7 +21,8 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, headers, payload = fake.handle(
-                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
                 raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 headers = {"Content-Type": "application/json", **headers}
@@ -52,6 +53,7 @@ class FakeServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes
-               ) -> tuple[int, dict[str, str], Any]:
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], Any]:
         raise NotImplementedError

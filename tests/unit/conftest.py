@@ -1,0 +1,69 @@
+"""Fast fixtures: fakeredis storage and a publisher that records instead of sending."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bridge.app import create_app
+from bridge.config import Settings
+from bridge.runtime import Runtime
+from bridge.storage import Store
+from tests.conftest import ADMIN_TOKEN, SECRET, BridgeClient
+from workers.adapters.inbox import InboxHelpdesk
+
+
+class Published(list[tuple[str, float]]):
+    def __call__(self, stream: str, countdown: float) -> None:
+        self.append((stream, countdown))
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_env(
+        {
+            "BRIDGE_SECRET": SECRET,
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "BOTPRESS_WEBHOOK_URL": "http://botpress.invalid/hook",
+        }
+    )
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store(fakeredis.FakeRedis(decode_responses=True))
+
+
+@pytest.fixture
+def published() -> Published:
+    return Published()
+
+
+@pytest.fixture
+def runtime(settings: Settings, store: Store, published: Published) -> Runtime:
+    return Runtime(settings, store, InboxHelpdesk(settings, store), published)
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Flask:
+    return create_app(runtime=runtime)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def bp(client: FlaskClient) -> BridgeClient:
+    return BridgeClient(client)
+
+
+def json_of(resp: Any) -> Any:
+    body = resp.get_json()
+    assert body is not None, f"not JSON: {resp.data[:200]!r}"
+    return body

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from bridge.config import Settings
+from bridge.errors import ConfigError
+
+GOOD = {"BRIDGE_SECRET": "s" * 20}
+
+
+def test_defaults() -> None:
+    s = Settings.from_env(GOOD)
+    assert s.redis_url == "redis://localhost:6379/0"
+    assert s.helpdesk == "inbox"
+    assert s.retry_window >= 24 * 3600
+    assert s.admin_token is None and s.botpress_webhook_url is None
+
+
+def test_secret_is_required_with_a_how_to() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({})
+    assert len(info.value.problems) == 1
+    assert "BRIDGE_SECRET is not set" in info.value.problems[0]
+    assert "token_urlsafe" in info.value.problems[0]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(
+            {
+                "BRIDGE_SECRET": "short",
+                "REDIS_URL": "http://x",
+                "BOTPRESS_TOKEN": "t",
+                "RETRY_WINDOW_SECONDS": "soon",
+                "BOTPRESS_WEBHOOK_URL": "ftp://x",
+                "ADMIN_TOKEN": "abc",
+            }
+        )
+    text = "\n".join(info.value.problems)
+    for name in (
+        "BRIDGE_SECRET",
+        "REDIS_URL",
+        "BOTPRESS_BOT_ID",
+        "RETRY_WINDOW_SECONDS",
+        "BOTPRESS_WEBHOOK_URL",
+        "ADMIN_TOKEN",
+    ):
+        assert name in text
+    assert len(info.value.problems) == 6
+
+
+def test_tls_url_wins_and_cert_setting_passes_through() -> None:
+    s = Settings.from_env(
+        {
+            **GOOD,
+            "REDIS_URL": "redis://a:6379",
+            "REDIS_TLS_URL": "rediss://b:6380",
+            "REDIS_SSL_CERT_REQS": "none",
+        }
+    )
+    assert s.redis_url == "rediss://b:6380" and s.redis_ssl_cert_reqs == "none"
+
+
+def test_lease_must_outlive_the_http_timeout() -> None:
+    with pytest.raises(ConfigError, match="LEASE_SECONDS"):
+        Settings.from_env({**GOOD, "HTTP_TIMEOUT_SECONDS": "30", "LEASE_SECONDS": "45"})

@@ -1,0 +1,259 @@
+"""The drain loop against fakeredis, a scripted helpdesk and a scripted Botpress."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from bridge import events as ev
+from bridge.config import Settings
+from bridge.errors import PermanentError, TransientError
+from bridge.storage import Conversation, Store, User
+from tests.unit.conftest import Published
+from workers.adapters.base import (
+    AgentMessage,
+    Author,
+    Changes,
+    Helpdesk,
+    OutboundMessage,
+    TicketRequest,
+)
+from workers.context import Context
+from workers.drain import MAX_CRASHES, drain
+from workers.retry import RetryPolicy
+
+
+class ScriptedHelpdesk(Helpdesk):
+    name = "scripted"
+    max_batch = 3
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        super().__init__(settings, store)
+        self.calls: list[tuple[str, Any]] = []
+        self.failures: list[Exception] = []
+        self.changes: list[Changes] = []
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def upsert_user(self, user: User, *, maybe_applied: bool) -> str:
+        self._maybe_fail()
+        self.calls.append(("user", user.id))
+        return f"hd-{user.id}"
+
+    def create_ticket(
+        self,
+        conv: Conversation,
+        request: TicketRequest,
+        *,
+        idempotency_key: str,
+        maybe_applied: bool,
+    ) -> str:
+        self._maybe_fail()
+        self.calls.append(("ticket", (conv.id, request.title, maybe_applied)))
+        return f"T-{conv.id}"
+
+    def append_messages(
+        self,
+        conv: Conversation,
+        author: Author,
+        messages: Sequence[OutboundMessage],
+        *,
+        maybe_applied: bool,
+    ) -> None:
+        self._maybe_fail()
+        self.calls.append(("messages", [m.payload["text"] for m in messages]))
+
+    def close_ticket(self, conv: Conversation, *, event_id: str, maybe_applied: bool) -> None:
+        self._maybe_fail()
+        self.calls.append(("close", conv.id))
+
+    def changes_since(self, conv: Conversation, cursor: str) -> Changes:
+        self._maybe_fail()
+        return self.changes.pop(0) if self.changes else Changes([], cursor)
+
+
+class ScriptedBotpress:
+    def __init__(self) -> None:
+        self.delivered: list[ev.Event] = []
+        self.failures: list[Exception] = []
+
+    def deliver(self, event: ev.Event) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append(event)
+
+    def resolve_conversation(self, bp_id: str) -> str:
+        raise PermanentError("no token")
+
+
+@pytest.fixture
+def ctx(settings: Settings, store: Store, published: Published) -> Context:
+    return Context(
+        settings=settings,
+        store=store,
+        helpdesk=ScriptedHelpdesk(settings, store),
+        publish=published,
+        botpress=ScriptedBotpress(),  # type: ignore[arg-type]
+        retry=RetryPolicy(base=10, cap=100, window=1000),
+    )
+
+
+def helpdesk(ctx: Context) -> ScriptedHelpdesk:
+    assert isinstance(ctx.helpdesk, ScriptedHelpdesk)
+    return ctx.helpdesk
+
+
+def open_conversation(ctx: Context, cid: str = "c_1") -> str:
+    conv = Conversation(id=cid, created_at=time.time(), title="Help")
+    ctx.store.create_conversation(
+        conv, ev.Event(ev.CONVERSATION_CREATE, f"hd:{cid}", {"title": "Help"})
+    )
+    return f"hd:{cid}"
+
+
+def say(ctx: Context, cid: str, author: str, text: str) -> None:
+    ctx.store.append(
+        ev.Event(
+            ev.MESSAGE, f"hd:{cid}", {"author": author, "type": "text", "payload": {"text": text}}
+        )
+    )
+
+
+def test_events_reach_the_helpdesk_in_order_batched_by_author(ctx: Context) -> None:
+    stream = open_conversation(ctx)
+    for i in range(4):
+        say(ctx, "c_1", "BOT", f"b{i}")
+    ctx.store.append(ev.Event(ev.CONVERSATION_CLOSE, stream, {}))
+    assert drain(ctx, stream) == 6
+    assert helpdesk(ctx).calls == [
+        ("ticket", ("c_1", "Help", False)),
+        ("messages", ["b0", "b1", "b2"]),  # max_batch = 3
+        ("messages", ["b3"]),
+        ("close", "c_1"),
+    ]
+    assert ctx.store.length(stream) == 0 and ctx.store.pending_streams() == []
+    conv = ctx.store.conversation("c_1")
+    assert conv and conv.ticket_id == "T-c_1" and conv.status == "closed"
+    assert ctx.store.open_conversations() == []
+
+
+def test_a_transient_failure_defers_only_its_own_conversation(
+    ctx: Context, published: Published
+) -> None:
+    a, b = open_conversation(ctx, "c_a"), open_conversation(ctx, "c_b")
+    helpdesk(ctx).failures = [TransientError("HTTP 503", retry_after=5)]
+    assert drain(ctx, a) == 0
+    assert drain(ctx, b) == 1  # the other conversation is not held back
+    head = ctx.store.head_state(a)
+    assert head["error"] == "HTTP 503" and float(head["due"]) > time.time() + 4
+    assert published[-1][0] == a and 5 <= published[-1][1] <= 10  # Retry-After is a floor
+    assert drain(ctx, a) == 0  # not due yet: nothing happens
+    ctx.store.redis.hset(ctx.store.key("head", a), "due", "0")
+    assert drain(ctx, a) == 1
+
+
+def test_a_permanent_failure_is_dead_lettered_and_the_stream_goes_on(ctx: Context) -> None:
+    stream = open_conversation(ctx)
+    say(ctx, "c_1", "BOT", "after")
+    helpdesk(ctx).failures = [PermanentError("HTTP 422", response='{"error":"RecordInvalid"}')]
+    drain(ctx, stream)
+    dl = ctx.store.dead_letters()[0]
+    assert dl.reason == "HTTP 422" and dl.response == '{"error":"RecordInvalid"}'
+    assert dl.event.kind == ev.CONVERSATION_CREATE
+    # Without a ticket the message cannot go anywhere: it is set aside too, visibly.
+    assert ctx.store.count_dead_letters() == 2
+    assert "no helpdesk ticket" in ctx.store.dead_letters()[1].reason
+
+
+def test_an_exhausted_retry_window_dead_letters_with_the_last_reason(ctx: Context) -> None:
+    stream = open_conversation(ctx)
+    ctx.retry = RetryPolicy(base=1, cap=1, window=60)
+    helpdesk(ctx).failures = [TransientError("timed out")] * 2
+    drain(ctx, stream)
+    ctx.store.redis.hset(ctx.store.key("head", stream), mapping={"due": "0", "first_failed": "1"})
+    drain(ctx, stream)
+    [dl] = ctx.store.dead_letters()
+    assert "gave up after 2 attempts" in dl.reason and "timed out" in dl.reason
+
+
+def test_unexpected_exceptions_are_retried_not_lost(ctx: Context) -> None:
+    stream = open_conversation(ctx)
+    helpdesk(ctx).failures = [KeyError("boom")]
+    assert drain(ctx, stream) == 0
+    assert "internal error: KeyError" in ctx.store.head_state(stream)["error"]
+    assert ctx.store.length(stream) == 1
+
+
+def test_a_head_cut_short_repeatedly_is_set_aside(ctx: Context) -> None:
+    stream = open_conversation(ctx)
+    ctx.store.redis.hset(
+        ctx.store.key("head", stream),
+        mapping={
+            "id": ctx.store.peek(stream, 1)[0].id,
+            "sending": "1",
+            "crashes": str(MAX_CRASHES - 1),
+        },
+    )
+    drain(ctx, stream)
+    [dl] = ctx.store.dead_letters()
+    assert "cut short" in dl.reason
+
+
+def test_a_busy_stream_is_left_to_its_lease_holder(ctx: Context) -> None:
+    stream = open_conversation(ctx)
+    assert ctx.store.acquire_lease(stream, 10)
+    assert drain(ctx, stream) == 0
+    assert ctx.store.length(stream) == 1
+
+
+def test_doorbell_turns_agent_changes_into_botpress_events_once(ctx: Context) -> None:
+    stream = open_conversation(ctx)
+    drain(ctx, stream)
+    helpdesk(ctx).changes = [Changes([AgentMessage("alice", "text", {"text": "hi"})], "1")]
+    ctx.ring("c_1")
+    ctx.ring("c_1")
+    drain(ctx, "in:c_1")
+    drain(ctx, "bp:c_1")
+    botpress = ctx.botpress
+    assert [e.data["payload"] for e in botpress.delivered] == [{"text": "hi"}]  # type: ignore[attr-defined]
+    conv = ctx.store.conversation("c_1")
+    assert conv and conv.cursor == "1"
+
+
+def test_botpress_failures_retry_and_each_event_is_delivered_once(ctx: Context) -> None:
+    for i in range(3):
+        ctx.store.append(
+            ev.Event(
+                ev.AGENT_MESSAGE,
+                "bp:c_1",
+                {"agent_id": "a", "message_type": "text", "payload": {"text": str(i)}},
+            )
+        )
+    ctx.botpress.failures = [TransientError("HTTP 502"), TransientError("HTTP 502")]  # type: ignore[attr-defined]
+    for _ in range(3):
+        drain(ctx, "bp:c_1")
+        ctx.store.redis.hset(ctx.store.key("head", "bp:c_1"), "due", "0")
+    delivered = ctx.botpress.delivered  # type: ignore[attr-defined]
+    assert [e.data["payload"]["text"] for e in delivered] == ["0", "1", "2"]
+
+
+def test_user_upsert_records_the_helpdesk_id(ctx: Context) -> None:
+    user = User(id="u_1", name="Ada")
+    ctx.store.create_user(user, ev.Event(ev.USER_UPSERT, "hu:u_1", {"user": "u_1"}))
+    drain(ctx, "hu:u_1")
+    stored = ctx.store.user("u_1")
+    assert stored and stored.helpdesk_id == "hd-u_1"
+
+
+def test_close_without_a_botpress_token_is_a_visible_dead_letter(ctx: Context) -> None:
+    ctx.store.append(
+        ev.Event(ev.CLOSE_RESOLVE, "rs:bp-conv-9", {"botpress_conversation_id": "bp-conv-9"})
+    )
+    drain(ctx, "rs:bp-conv-9")
+    [dl] = ctx.store.dead_letters()
+    assert dl.reason == "no token" and dl.stream == "rs:bp-conv-9"

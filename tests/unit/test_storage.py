@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bridge import events as ev
+from bridge.storage import NotFound, Store
+
+
+def msg(cid: str = "c_1", n: int = 0) -> ev.Event:
+    return ev.Event(ev.MESSAGE, ev.stream(ev.TO_HELPDESK, cid), {"n": n})
+
+
+def test_append_kicks_once_until_a_drain_clears_the_flag(store: Store) -> None:
+    assert store.append(msg(n=1)) is True
+    assert store.append(msg(n=2)) is False  # a drain task is already on its way
+    store.clear_kick("hd:c_1")
+    assert store.append(msg(n=3)) is True
+    assert [e.data["n"] for e in store.peek("hd:c_1", 10)] == [1, 2, 3]
+    assert store.pending_streams() == ["hd:c_1"]
+
+
+def test_append_checks_required_keys_atomically(store: Store) -> None:
+    with pytest.raises(NotFound) as info:
+        store.append(msg(), require=[("remoteConversationId", store.conv_key("c_1"))])
+    assert info.value.what == "remoteConversationId"
+    assert store.length("hd:c_1") == 0 and store.pending_streams() == []
+
+
+def test_lease_is_exclusive_and_only_its_owner_releases_it(store: Store) -> None:
+    token = store.acquire_lease("hd:c_1", 10)
+    assert token and store.acquire_lease("hd:c_1", 10) is None
+    store.release_lease("hd:c_1", "not-the-token")
+    assert store.is_leased("hd:c_1")
+    store.release_lease("hd:c_1", token)
+    assert not store.is_leased("hd:c_1")
+
+
+def test_begin_ack_consumes_in_order_and_appends_outputs(store: Store) -> None:
+    events = [msg(n=i) for i in range(3)]
+    for e in events:
+        store.append(e)
+    token = store.acquire_lease("hd:c_1", 10)
+    assert token
+    head = store.begin("hd:c_1", token, events[0].id, 10, time.time())
+    assert (head.status, head.attempts) == (1, 1)
+    out = ev.Event(ev.AGENT_MESSAGE, "bp:c_1", {})
+    kicks = store.ack(
+        "hd:c_1",
+        token,
+        events[0].id,
+        2,
+        outputs=[out],
+        record=store.conv_key("c_1"),
+        updates={"ticket_id": "t1"},
+        index=(store.key("ticket", "t1"), "c_1"),
+    )
+    assert kicks == ["bp:c_1"]
+    assert [e.id for e in store.peek("hd:c_1", 10)] == [events[2].id]
+    assert store.redis.hget(store.conv_key("c_1"), "ticket_id") == "t1"
+    assert store.conversation_for_ticket("t1") == "c_1"
+    assert [e.id for e in store.peek("bp:c_1", 10)] == [out.id]
+
+
+def test_ack_refuses_without_the_lease_or_when_the_head_moved(store: Store) -> None:
+    e = msg()
+    store.append(e)
+    token = store.acquire_lease("hd:c_1", 10)
+    assert token
+    assert store.ack("hd:c_1", "stolen", e.id, 1) is None
+    assert store.ack("hd:c_1", token, "e_other", 1) is None
+    assert store.length("hd:c_1") == 1
+
+
+def test_a_send_that_never_finished_is_reported_on_the_next_begin(store: Store) -> None:
+    e = msg()
+    store.append(e)
+    token = store.acquire_lease("hd:c_1", 10)
+    assert token
+    store.begin("hd:c_1", token, e.id, 10, time.time())
+    # The worker dies here; the next one gets the lease after it expired.
+    store.release_lease("hd:c_1", token)
+    token2 = store.acquire_lease("hd:c_1", 10)
+    assert token2
+    head = store.begin("hd:c_1", token2, e.id, 10, time.time())
+    assert head.maybe_applied and head.crashes == 1 and head.attempts == 2
+
+
+def test_defer_holds_the_head_until_due_and_schedules_a_wake(store: Store) -> None:
+    e = msg()
+    store.append(e)
+    token = store.acquire_lease("hd:c_1", 10)
+    assert token
+    now = time.time()
+    store.begin("hd:c_1", token, e.id, 10, now)
+    assert store.defer("hd:c_1", token, e.id, now + 60, "HTTP 503", "busy", now)
+    assert store.begin("hd:c_1", token, e.id, 10, now + 1).status == 0
+    assert store.deferred_until("hd:c_1") == pytest.approx(now + 60)
+    assert store.due_streams(now + 61) == ["hd:c_1"]
+    assert store.due_streams(now + 61) == []  # taken once
+    head = store.begin("hd:c_1", token, e.id, 10, now + 61)
+    assert head.status == 1 and head.attempts == 2 and head.first_failed == pytest.approx(now)
+
+
+def test_dead_letter_and_replay_back_to_the_head(store: Store) -> None:
+    a, b = msg(n=1), msg(n=2)
+    store.append(a)
+    store.append(b)
+    token = store.acquire_lease("hd:c_1", 10)
+    assert token
+    store.begin("hd:c_1", token, a.id, 10, time.time())
+    dlq_id = store.dead_letter("hd:c_1", token, a.id, "HTTP 422", '{"error":"x"}', time.time())
+    assert dlq_id
+    store.release_lease("hd:c_1", token)
+    dl = store.get_dead_letter(dlq_id)
+    assert dl and dl.reason == "HTTP 422" and dl.attempts == 1 and dl.event.id == a.id
+    assert [e.id for e in store.peek("hd:c_1", 5)] == [b.id]
+    assert store.replay(dlq_id, lease_seconds=10) == "hd:c_1"
+    assert [e.id for e in store.peek("hd:c_1", 5)] == [a.id, b.id]
+    assert store.count_dead_letters() == 0
+    assert store.replay(dlq_id, lease_seconds=10) is None
+
+
+def test_ring_keeps_at_most_two_waiting(store: Store) -> None:
+    for _ in range(5):
+        store.ring(ev.Event(ev.RING, "in:c_1"))
+    assert store.length("in:c_1") == 2
