@@ -28,6 +28,7 @@ class FakeBotpress(FakeServer):
         self.lock = threading.Lock()
         self.received: list[dict[str, Any]] = []  # accepted webhook calls, in arrival order
         self.attempts: list[dict[str, Any]] = []  # every webhook call, failed ones included
+        self.attempt_times: list[float] = []
         self.conversations: dict[str, dict[str, Any]] = {}
         self._failures: list[tuple[int, dict[str, str]]] = []
         self.refuse_until = 0.0
@@ -91,6 +92,7 @@ class FakeBotpress(FakeServer):
             return 400, {}, {"message": "invalid json"}
         with self.lock:
             self.attempts.append({"route": route, "body": body})
+            self.attempt_times.append(time.time())
             if self._failures:
                 status, headers = self._failures.pop(0)
                 return status, headers, {"message": "injected failure"}
