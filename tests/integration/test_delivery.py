@@ -27,7 +27,9 @@ def test_botpress_failing_twice_still_gets_each_event_exactly_once(
 ) -> None:
     workers()
     cid = bridge.conversation()
-    wait_until(lambda: bridge.agent("GET", f"/conversations/{cid}").status_code == 200, what="ticket")
+    wait_until(
+        lambda: bridge.agent("GET", f"/conversations/{cid}").status_code == 200, what="ticket"
+    )
     fake_botpress.fail_next(2, status=503)
     for text in ("one", "two", "three"):
         bridge.agent("POST", f"/conversations/{cid}/messages", {"agent": "bob", "text": text})
@@ -42,7 +44,9 @@ def test_429_retry_after_is_honoured(
 ) -> None:
     workers()
     cid = bridge.conversation()
-    wait_until(lambda: bridge.agent("GET", f"/conversations/{cid}").status_code == 200, what="ticket")
+    wait_until(
+        lambda: bridge.agent("GET", f"/conversations/{cid}").status_code == 200, what="ticket"
+    )
     fake_botpress.fail_next(1, status=429, retry_after="2")
     bridge.agent("POST", f"/conversations/{cid}/messages", {"agent": "bob", "text": "hello"})
     [got] = fake_botpress.wait_for(1)
@@ -76,21 +80,32 @@ def test_two_workers_keep_every_conversations_order(
 
 
 def test_close_is_resolved_through_the_botpress_api(
-    bridge_env: dict[str, str], fake_botpress: FakeBotpress, workers: Callable[..., Process],
+    bridge_env: dict[str, str],
+    fake_botpress: FakeBotpress,
+    workers: Callable[..., Process],
     redis_url: str,
 ) -> None:
     from bridge.app import create_app
     from bridge.config import Settings
 
-    env = {**bridge_env, "BOTPRESS_TOKEN": fake_botpress.token, "BOTPRESS_BOT_ID": fake_botpress.bot_id}
+    env = {
+        **bridge_env,
+        "BOTPRESS_TOKEN": fake_botpress.token,
+        "BOTPRESS_BOT_ID": fake_botpress.bot_id,
+    }
     client = BridgeClient(create_app(Settings.from_env(env)).test_client())
     workers(**env)
     cid = client.conversation()
     fake_botpress.conversations["bp-conv-1"] = {
-        "id": "bp-conv-1", "channel": "hitl", "integration": "plus/hitl-api",
-        "tags": {"plus/hitl-api:externalId": cid}}
-    r = client.call("closeRemoteTicket", {"type": "closeRemoteTicket",
-                                          "payload": {"botpressConversationId": "bp-conv-1"}})
+        "id": "bp-conv-1",
+        "channel": "hitl",
+        "integration": "plus/hitl-api",
+        "tags": {"plus/hitl-api:externalId": cid},
+    }
+    r = client.call(
+        "closeRemoteTicket",
+        {"type": "closeRemoteTicket", "payload": {"botpressConversationId": "bp-conv-1"}},
+    )
     assert r.status_code == 200
 
     def closed() -> Any:
@@ -107,8 +122,10 @@ def test_close_that_cannot_be_resolved_is_a_visible_dead_letter(
     bridge: BridgeClient, workers: Callable[..., Process], redis_url: str
 ) -> None:
     workers()
-    bridge.call("closeRemoteTicket", {"type": "closeRemoteTicket",
-                                      "payload": {"botpressConversationId": "bp-conv-x"}})
+    bridge.call(
+        "closeRemoteTicket",
+        {"type": "closeRemoteTicket", "payload": {"botpressConversationId": "bp-conv-x"}},
+    )
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     wait_until(lambda: r.hlen("hb:dlq") == 1, what="a dead letter")
     [raw] = r.hvals("hb:dlq")

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_gunicorn_web_serves_the_contract(
-    bridge_env: dict[str, str], tmp_path: Path, fake_botpress: FakeBotpress,
+    bridge_env: dict[str, str],
+    tmp_path: Path,
+    fake_botpress: FakeBotpress,
     workers: Callable[..., Process],
 ) -> None:
     port = free_port()
@@ -29,20 +31,35 @@ def test_gunicorn_web_serves_the_contract(
         wait_until(lambda: _up(f"{base}/healthz"), what="gunicorn to answer")
         bp = f"{base}/botpress/{SECRET}"
         assert requests.post(f"{bp}/ping", json={"type": "ping"}, timeout=5).json() == {"ok": True}
-        cid = requests.post(f"{bp}/createRemoteConversation",
-                            json={"type": "createRemoteConversation", "payload": {"title": "t"}},
-                            timeout=5).json()["id"]
-        r = requests.post(f"{bp}/botSendsMessage", json={"type": "botSendsMessage",
-                          "remoteConversationId": cid, "remoteUserId": "BOT", "payload": {"text": "x"}},
-                          timeout=5)
+        cid = requests.post(
+            f"{bp}/createRemoteConversation",
+            json={"type": "createRemoteConversation", "payload": {"title": "t"}},
+            timeout=5,
+        ).json()["id"]
+        r = requests.post(
+            f"{bp}/botSendsMessage",
+            json={
+                "type": "botSendsMessage",
+                "remoteConversationId": cid,
+                "remoteUserId": "BOT",
+                "payload": {"text": "x"},
+            },
+            timeout=5,
+        )
         assert r.status_code == 200
         bad = requests.post(f"{bp}/botSendsMessage", data=b"{", timeout=5)
         assert bad.status_code == 400 and bad.json()["error"] == "malformed JSON"
         assert requests.get(f"{base}/readyz", timeout=5).json()["redis"] == "ok"
         workers()
         auth = {"Authorization": f"Bearer {bridge_env['ADMIN_TOKEN']}"}
-        wait_until(lambda: requests.get(f"{base}/inbox/api/conversations/{cid}", headers=auth,
-                                        timeout=5).json().get("messages"), what="message in inbox")
+        wait_until(
+            lambda: (
+                requests.get(f"{base}/inbox/api/conversations/{cid}", headers=auth, timeout=5)
+                .json()
+                .get("messages")
+            ),
+            what="message in inbox",
+        )
     finally:
         assert web.stop(timeout=30) == 0, web.output()[-2000:]
 
