@@ -111,7 +111,7 @@ def config_problems(environ: Mapping[str, str]) -> list[str]:
         )
     if bool(email) != bool(token) and not (cid and csecret) and not bearer:
         problems.append("ZENDESK_EMAIL and ZENDESK_API_TOKEN go together: set both or neither")
-    if not (email and token) and not bearer and not (cid or csecret):
+    if not (email or token or bearer or cid or csecret):
         problems.append(
             "no Zendesk credentials: set ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET "
             "(recommended), or ZENDESK_OAUTH_TOKEN, or ZENDESK_EMAIL + ZENDESK_API_TOKEN"
