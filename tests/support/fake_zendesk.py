@@ -65,7 +65,9 @@ class _Error(Exception):
 
 def _invalid(field_name: str, description: str) -> _Error:
     return _Error(
-        422, "RecordInvalid", "Record validation errors",
+        422,
+        "RecordInvalid",
+        "Record validation errors",
         details={field_name: [{"description": description, "error": "InvalidValue"}]},
     )
 
@@ -110,7 +112,10 @@ class FakeZendesk:
         self._thread: threading.Thread | None = None
         self.url = ""
         self.users[API_USER_ID] = {
-            "id": API_USER_ID, "name": "Bridge API", "email": email, "role": "admin",
+            "id": API_USER_ID,
+            "name": "Bridge API",
+            "email": email,
+            "role": "admin",
             "external_id": None,
         }
 
@@ -145,7 +150,9 @@ class FakeZendesk:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -172,8 +179,13 @@ class FakeZendesk:
         with self.lock:
             uid = self._next_user
             self._next_user += 1
-            self.users[uid] = {"id": uid, "name": name, "email": email or f"{uid}@agents.test",
-                               "role": role, "external_id": None}
+            self.users[uid] = {
+                "id": uid,
+                "name": name,
+                "email": email or f"{uid}@agents.test",
+                "role": role,
+                "external_id": None,
+            }
             return uid
 
     def comments(self, ticket_id: int | str) -> list[Json]:
@@ -212,8 +224,9 @@ class FakeZendesk:
             t["status"] = status
             self._touch(t, t["assignee_id"], [self._change("status", status)])
 
-    def webhook_request(self, ticket_id: int | str, *, at: float | None = None,
-                        secret: str | None = None) -> tuple[dict[str, str], bytes]:
+    def webhook_request(
+        self, ticket_id: int | str, *, at: float | None = None, secret: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
         """Headers and body of the trigger's webhook call for a ticket, signed as Zendesk does."""
         body = json.dumps({"ticket_id": str(ticket_id)}).encode()
         if secret is None:
@@ -233,40 +246,65 @@ class FakeZendesk:
         return self._next_event
 
     def _change(self, field_name: str, value: Any) -> Json:
-        return {"id": self._event_id(), "type": "Change", "field_name": field_name,
-                "value": value}
+        return {"id": self._event_id(), "type": "Change", "field_name": field_name, "value": value}
 
     def _store_file(self, name: str, ctype: str, data: bytes) -> Json:
         key = secrets.token_urlsafe(12)
         self.files[key] = (data, ctype)
         url = f"{self.url}/attachments/token/{key}/?name={name}"
-        return {"id": self._event_id(), "file_name": name, "content_type": ctype,
-                "content_url": url, "mapped_content_url": url, "size": len(data),
-                "inline": False, "deleted": False, "thumbnails": [],
-                "url": f"{self.url}/api/v2/attachments/{key}"}
+        return {
+            "id": self._event_id(),
+            "file_name": name,
+            "content_type": ctype,
+            "content_url": url,
+            "mapped_content_url": url,
+            "size": len(data),
+            "inline": False,
+            "deleted": False,
+            "thumbnails": [],
+            "url": f"{self.url}/api/v2/attachments/{key}",
+        }
 
     def _add_comment(self, t: Json, c: Json, author_id: int, atts: list[Json]) -> Json:
         cid = self._event_id()
         body = str(c["body"])
         comment = {
-            "id": cid, "type": "Comment", "author_id": author_id, "body": body,
-            "html_body": f"<p>{body}</p>", "plain_body": body, "public": bool(c.get("public", True)),
-            "attachments": atts, "audit_id": cid, "created_at": _iso(self.clock()),
+            "id": cid,
+            "type": "Comment",
+            "author_id": author_id,
+            "body": body,
+            "html_body": f"<p>{body}</p>",
+            "plain_body": body,
+            "public": bool(c.get("public", True)),
+            "attachments": atts,
+            "audit_id": cid,
+            "created_at": _iso(self.clock()),
             "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
             "metadata": {"system": {}, "custom": {}},
         }
         self._comments.setdefault(t["id"], []).append(comment)
-        return {"id": cid, "type": "Comment", "author_id": author_id, "body": body,
-                "public": comment["public"], "attachments": atts}
+        return {
+            "id": cid,
+            "type": "Comment",
+            "author_id": author_id,
+            "body": body,
+            "public": comment["public"],
+            "attachments": atts,
+        }
 
     def _touch(self, t: Json, author_id: int, events: list[Json]) -> Json:
         self._seq += 1
         t["_seq"] = self._seq
         t["updated_at"] = _iso(self.clock())
         t["_updated"] = self.clock()
-        return {"id": self._event_id(), "ticket_id": t["id"], "author_id": author_id,
-                "created_at": t["updated_at"], "events": events,
-                "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}}}
+        return {
+            "id": self._event_id(),
+            "ticket_id": t["id"],
+            "author_id": author_id,
+            "created_at": t["updated_at"],
+            "events": events,
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+        }
 
     @staticmethod
     def _public(t: Json) -> Json:
@@ -317,8 +355,9 @@ class FakeZendesk:
             raise _Error(400, "Unprocessable Entity", "Server could not parse JSON")
         return data
 
-    def _route(self, method: str, path: str, q: dict[str, str], headers: dict[str, str],
-               body: bytes) -> _Reply:
+    def _route(
+        self, method: str, path: str, q: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> _Reply:
         seg = path.rstrip("/").removesuffix(".json").split("/")[1:]
         if path.startswith("/attachments/token/"):
             data, ctype = self.files[seg[2]]
@@ -341,10 +380,20 @@ class FakeZendesk:
             case "POST", ["tickets"]:
                 return self._create_ticket(me, headers, body)
             case "GET", ["tickets"]:
-                found = [self._public(t) for t in self.tickets.values()
-                         if "external_id" not in q or t.get("external_id") == q["external_id"]]
-                return _Reply(200, {"tickets": found, "next_page": None, "previous_page": None,
-                                    "count": len(found)})
+                found = [
+                    self._public(t)
+                    for t in self.tickets.values()
+                    if "external_id" not in q or t.get("external_id") == q["external_id"]
+                ]
+                return _Reply(
+                    200,
+                    {
+                        "tickets": found,
+                        "next_page": None,
+                        "previous_page": None,
+                        "count": len(found),
+                    },
+                )
             case "GET", ["tickets", tid]:
                 t = self._ticket(tid)
                 out: Json = {"ticket": self._public(t)}
@@ -363,9 +412,14 @@ class FakeZendesk:
             case "GET", ["webhooks"]:
                 needle = q.get("filter[name_contains]", "")
                 hooks = [w for w in self.webhooks.values() if needle in w["name"]]
-                return _Reply(200, {"webhooks": hooks, "meta": {"has_more": False,
-                                    "after_cursor": None, "before_cursor": None},
-                                    "links": {"next": None, "prev": None}})
+                return _Reply(
+                    200,
+                    {
+                        "webhooks": hooks,
+                        "meta": {"has_more": False, "after_cursor": None, "before_cursor": None},
+                        "links": {"next": None, "prev": None},
+                    },
+                )
             case "POST", ["webhooks"]:
                 return self._create_webhook(me, self._json_body(headers, body))
             case "PATCH", ["webhooks", wid]:
@@ -376,12 +430,26 @@ class FakeZendesk:
             case "GET", ["webhooks", wid, "signing_secret"]:
                 if wid not in self.webhooks:
                     raise _Error(404, "RecordNotFound", "Not found")
-                return _Reply(200, {"signing_secret": {"algorithm": "sha256",
-                                                       "secret": self.signing_secrets[wid]}})
+                return _Reply(
+                    200,
+                    {
+                        "signing_secret": {
+                            "algorithm": "sha256",
+                            "secret": self.signing_secrets[wid],
+                        }
+                    },
+                )
             case "GET", ["triggers", "search"]:
                 found = [t for t in self.triggers.values() if q.get("query", "") in t["title"]]
-                return _Reply(200, {"triggers": found, "count": len(found), "next_page": None,
-                                    "previous_page": None})
+                return _Reply(
+                    200,
+                    {
+                        "triggers": found,
+                        "count": len(found),
+                        "next_page": None,
+                        "previous_page": None,
+                    },
+                )
             case "POST", ["triggers"]:
                 return self._save_trigger(None, self._json_body(headers, body))
             case "PUT", ["triggers", trid] if trid.isdigit():
@@ -393,15 +461,19 @@ class FakeZendesk:
     def _oauth(self, data: Json) -> _Reply:
         if data.get("grant_type") != "client_credentials":
             raise _Error(400, "unsupported_grant_type", error_description="grant not supported")
-        if data.get("client_id") != self.client_id or data.get("client_secret") != self.client_secret:
+        if (
+            data.get("client_id") != self.client_id
+            or data.get("client_secret") != self.client_secret
+        ):
             raise _Error(401, "invalid_client", error_description="Client authentication failed")
         ttl = data.get("expires_in")
         if ttl is not None and not (isinstance(ttl, int) and 300 < ttl < 172_800):
             raise _Error(400, "invalid_request", error_description="expires_in is out of range")
         token = secrets.token_urlsafe(24)
         self.issued[token] = self.clock() + (ttl or 172_800)
-        return _Reply(201, {"access_token": token, "token_type": "bearer",
-                            "scope": data.get("scope", "read")})
+        return _Reply(
+            201, {"access_token": token, "token_type": "bearer", "scope": data.get("scope", "read")}
+        )
 
     def _create_or_update_user(self, data: Json) -> _Reply:
         u = data.get("user")
@@ -417,8 +489,13 @@ class FakeZendesk:
             raise _invalid("name", "Name:  is too short (minimum one character)")
         uid = self._next_user
         self._next_user += 1
-        user = {"id": uid, "role": "end-user", "email": None, "external_id": None,
-                **{k: v for k, v in u.items() if k != "skip_verify_email"}}
+        user = {
+            "id": uid,
+            "role": "end-user",
+            "email": None,
+            "external_id": None,
+            **{k: v for k, v in u.items() if k != "skip_verify_email"},
+        }
         self.users[uid] = user
         return _Reply(201, {"user": user})
 
@@ -434,9 +511,12 @@ class FakeZendesk:
             old_digest, old_reply, at = self.idempotency[key]
             if self.clock() - at < 7200:
                 if old_digest != digest:
-                    raise _Error(400, "IdempotentRequestError",
-                                 "Request parameters don't match the previous request with the "
-                                 "same idempotency key")
+                    raise _Error(
+                        400,
+                        "IdempotentRequestError",
+                        "Request parameters don't match the previous request with the "
+                        "same idempotency key",
+                    )
                 return _Reply(201, old_reply, {"x-idempotency-lookup": "hit"})
         data = self._json_body(headers, body)
         t_in = data.get("ticket")
@@ -452,12 +532,21 @@ class FakeZendesk:
         self._next_ticket += 1
         now = _iso(self.clock())
         t: Json = {
-            "id": tid, "url": f"{self.url}/api/v2/tickets/{tid}.json",
-            "subject": t_in.get("subject") or "", "raw_subject": t_in.get("subject") or "",
-            "description": c["body"], "status": "new", "requester_id": requester,
-            "submitter_id": me, "assignee_id": t_in.get("assignee_id"), "group_id": None,
-            "external_id": t_in.get("external_id"), "tags": sorted(set(t_in.get("tags") or [])),
-            "created_at": now, "updated_at": now, "via": {"channel": "api"},
+            "id": tid,
+            "url": f"{self.url}/api/v2/tickets/{tid}.json",
+            "subject": t_in.get("subject") or "",
+            "raw_subject": t_in.get("subject") or "",
+            "description": c["body"],
+            "status": "new",
+            "requester_id": requester,
+            "submitter_id": me,
+            "assignee_id": t_in.get("assignee_id"),
+            "group_id": None,
+            "external_id": t_in.get("external_id"),
+            "tags": sorted(set(t_in.get("tags") or [])),
+            "created_at": now,
+            "updated_at": now,
+            "via": {"channel": "api"},
         }
         self.tickets[tid] = t
         events = [self._add_comment(t, c, c.get("author_id") or me, [])]
@@ -476,9 +565,8 @@ class FakeZendesk:
             raise _invalid("status", "Status: closed prevents ticket update")
         events: list[Json] = []
         for f in ("requester_id", "assignee_id"):
-            if f in upd:
-                if upd[f] is not None and upd[f] not in self.users:
-                    raise _invalid(f, f"{f}: is invalid")
+            if f in upd and upd[f] is not None and upd[f] not in self.users:
+                raise _invalid(f, f"{f}: is invalid")
         new_assignee = upd.get("assignee_id", t.get("assignee_id"))
         new_status = upd.get("status", t["status"])
         if new_status in ("solved", "closed") and not new_assignee:
@@ -515,8 +603,12 @@ class FakeZendesk:
             ids = {c["author_id"] for c in items}
             users = [self.users[i] for i in ids if i in self.users]
         if not any(k.startswith("page[") for k in q):
-            out: Json = {"comments": items, "next_page": None, "previous_page": None,
-                         "count": len(items)}
+            out: Json = {
+                "comments": items,
+                "next_page": None,
+                "previous_page": None,
+                "count": len(items),
+            }
         else:
             size = int(q.get("page[size]", "100"))
             if not 1 <= size <= 100:
@@ -527,9 +619,8 @@ class FakeZendesk:
                     after = int(base64.urlsafe_b64decode(q["page[after]"]).decode())
                 except ValueError as exc:
                     raise _Error(400, "InvalidPaginationParameter", "invalid cursor") from exc
-                start = next((i + 1 for i, c in enumerate(items) if c["id"] == after),
-                             len(items))
-            page = items[start:start + size]
+                start = next((i + 1 for i, c in enumerate(items) if c["id"] == after), len(items))
+            page = items[start : start + size]
             has_more = start + size < len(items)
 
             def cur(c: Json) -> str:
@@ -538,11 +629,15 @@ class FakeZendesk:
             base = f"{self.url}/api/v2/tickets/{t['id']}/comments.json?page[size]={size}"
             out = {
                 "comments": page,
-                "meta": {"has_more": has_more,
-                         "after_cursor": cur(page[-1]) if page else None,
-                         "before_cursor": cur(page[0]) if page else None},
-                "links": {"next": f"{base}&page[after]={cur(page[-1])}" if has_more else None,
-                          "prev": None},
+                "meta": {
+                    "has_more": has_more,
+                    "after_cursor": cur(page[-1]) if page else None,
+                    "before_cursor": cur(page[0]) if page else None,
+                },
+                "links": {
+                    "next": f"{base}&page[after]={cur(page[-1])}" if has_more else None,
+                    "prev": None,
+                },
             }
         if users:
             out["users"] = users
@@ -560,8 +655,16 @@ class FakeZendesk:
         if q.get("token") and token not in self.uploads:
             raise _invalid("token", "Upload token is invalid")
         self.uploads.setdefault(token, []).append(att)
-        return _Reply(201, {"upload": {"token": token, "attachment": att,
-                                       "attachments": list(self.uploads[token])}})
+        return _Reply(
+            201,
+            {
+                "upload": {
+                    "token": token,
+                    "attachment": att,
+                    "attachments": list(self.uploads[token]),
+                }
+            },
+        )
 
     def _export(self, q: dict[str, str]) -> _Reply:
         if "cursor" in q:
@@ -575,14 +678,22 @@ class FakeZendesk:
         else:
             raise _Error(400, "InvalidValue", "start_time or cursor is required")
         changed.sort(key=lambda t: t["_seq"])
-        last = max([t["_seq"] for t in changed] + [int(base64.urlsafe_b64decode(
-            q["cursor"]).decode()) if "cursor" in q else self._seq])
+        last = max(
+            [t["_seq"] for t in changed]
+            + [int(base64.urlsafe_b64decode(q["cursor"]).decode()) if "cursor" in q else self._seq]
+        )
         cursor = base64.urlsafe_b64encode(str(last).encode()).decode()
-        return _Reply(200, {
-            "tickets": [self._public(t) for t in changed], "after_cursor": cursor,
-            "after_url": f"{self.url}/api/v2/incremental/tickets/cursor.json?cursor={cursor}",
-            "before_cursor": None, "before_url": None, "end_of_stream": True,
-        })
+        return _Reply(
+            200,
+            {
+                "tickets": [self._public(t) for t in changed],
+                "after_cursor": cursor,
+                "after_url": f"{self.url}/api/v2/incremental/tickets/cursor.json?cursor={cursor}",
+                "before_cursor": None,
+                "before_url": None,
+                "end_of_stream": True,
+            },
+        )
 
     def _create_webhook(self, me: int, data: Json) -> _Reply:
         w = data.get("webhook")
@@ -590,8 +701,12 @@ class FakeZendesk:
             raise _Error(400, "InvalidEndpoint", "webhook is required")
         for f in ("name", "endpoint", "http_method", "request_format", "status", "subscriptions"):
             if f not in w:
-                raise _Error(400, "RequiredFieldMissing", f"{f} is required",
-                             errors=[{"code": "RequiredFieldMissing", "title": f"{f} is required"}])
+                raise _Error(
+                    400,
+                    "RequiredFieldMissing",
+                    f"{f} is required",
+                    errors=[{"code": "RequiredFieldMissing", "title": f"{f} is required"}],
+                )
         wid = "01" + secrets.token_hex(12).upper()
         hook = {**w, "id": wid, "created_by": str(me), "created_at": _iso(self.clock())}
         self.webhooks[wid] = hook
@@ -635,7 +750,7 @@ class FileServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 got = files.get(urlsplit(self.path).path)
                 if got is None:
                     self.send_error(404)
@@ -650,7 +765,9 @@ class FileServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

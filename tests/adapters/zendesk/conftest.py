@@ -75,8 +75,12 @@ def zd(make_settings: Callable[..., Settings], store: Store) -> ZendeskHelpdesk:
 
 @pytest.fixture
 def conv() -> Conversation:
-    return Conversation(id="c_TestConversation1", created_at=time.time(), title="Need help",
-                        description="The user asked for a human.")
+    return Conversation(
+        id="c_TestConversation1",
+        created_at=time.time(),
+        title="Need help",
+        description="The user asked for a human.",
+    )
 
 
 @pytest.fixture
@@ -84,7 +88,11 @@ def ticketed(zd: ZendeskHelpdesk, conv: Conversation, store: Store) -> Conversat
     """`conv` with its Zendesk ticket created (and the core's ticket mapping written)."""
     from workers.adapters.base import TicketRequest
 
-    tid = zd.create_ticket(conv, TicketRequest(title=conv.title, description=conv.description),
-                           idempotency_key="e_create1", maybe_applied=False)
+    tid = zd.create_ticket(
+        conv,
+        TicketRequest(title=conv.title, description=conv.description),
+        idempotency_key="e_create1",
+        maybe_applied=False,
+    )
     store.redis.set(store.key("ticket", tid), conv.id)
     return replace(conv, ticket_id=tid)

@@ -20,8 +20,12 @@ def test_text_and_markdown_pass_through() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "name", "icon"),
-    [("image", "A cat.png", "🖼️"), ("file", "Quarterly report.pdf", "📎"),
-     ("audio", "voice.mp3", "🔊"), ("video", "clip.mp4", "🎬")],
+    [
+        ("image", "A cat.png", "🖼️"),
+        ("file", "Quarterly report.pdf", "📎"),
+        ("audio", "voice.mp3", "🔊"),
+        ("video", "clip.mp4", "🎬"),
+    ],
 )
 def test_files_become_attachments_with_a_label(kind: str, name: str, icon: str) -> None:
     r = render(kind, PAYLOADS[kind])
@@ -40,8 +44,11 @@ def test_choice_lists_options_in_order() -> None:
 def test_card_and_carousel_are_readable() -> None:
     card = render("card", PAYLOADS["card"]).body()
     assert card.splitlines() == [
-        "▪ Pro plan", "$20/month", "Image: https://cdn.example.com/pro.png",
-        "  [Buy] → https://shop.example.com/pro", "  [Details] → details_pro",
+        "▪ Pro plan",
+        "$20/month",
+        "Image: https://cdn.example.com/pro.png",
+        "  [Buy] → https://shop.example.com/pro",
+        "  [Details] → details_pro",
     ]
     carousel = render("carousel", PAYLOADS["carousel"]).body()
     assert carousel.index("▪ Basic") < carousel.index("▪ Pro")
@@ -65,10 +72,18 @@ def test_unknown_payload_is_still_shown() -> None:
 
 
 def test_several_messages_keep_their_order_and_slots() -> None:
-    r = render_all([("text", {"text": "one"}), ("image", PAYLOADS["image"]),
-                    ("text", {"text": "two"}), ("file", PAYLOADS["file"])])
+    r = render_all(
+        [
+            ("text", {"text": "one"}),
+            ("image", PAYLOADS["image"]),
+            ("text", {"text": "two"}),
+            ("file", PAYLOADS["file"]),
+        ]
+    )
     assert r.body(failed={1}).split("\n\n") == [
-        "one", "🖼️ A cat.png", "two",
+        "one",
+        "🖼️ A cat.png",
+        "two",
         "📎 Quarterly report.pdf (not attached, link: https://cdn.example.com/docs/report.pdf)",
     ]
 

@@ -15,7 +15,9 @@ from workers.adapters.zendesk.webhook import sign, verify
 SECRET = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0"
 
 
-def signed(body: bytes, *, stamp: str = "2024-05-01T12:00:00Z", secret: str = SECRET) -> dict[str, str]:
+def signed(
+    body: bytes, *, stamp: str = "2024-05-01T12:00:00Z", secret: str = SECRET
+) -> dict[str, str]:
     return {
         "x-zendesk-webhook-signature": sign(secret, stamp, body),
         "X-Zendesk-Webhook-Signature-Timestamp": stamp,
@@ -51,7 +53,10 @@ def test_the_signature_covers_timestamp_and_body_known_vector() -> None:
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda h, b: ({**h, "x-zendesk-webhook-signature": sign("other", "2024-05-01T12:00:00Z", b)}, b),
+        lambda h, b: (
+            {**h, "x-zendesk-webhook-signature": sign("other", "2024-05-01T12:00:00Z", b)},
+            b,
+        ),
         lambda h, b: (h, b.replace(b"35436", b"35437")),
         lambda h, b: ({**h, "X-Zendesk-Webhook-Signature-Timestamp": "2024-05-01T12:00:01Z"}, b),
         lambda h, b: ({k: v for k, v in h.items() if "signature" not in k}, b),
@@ -83,8 +88,15 @@ def test_epoch_timestamps_work_too() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[1]", b'{"nothing": 1}', b'{"ticket_id": "abc"}', b'{"ticket_id": -3}',
-     b'{"detail": {"id": null}}', b'{"ticket_id": true}'],
+    [
+        b"not json",
+        b"[1]",
+        b'{"nothing": 1}',
+        b'{"ticket_id": "abc"}',
+        b'{"ticket_id": -3}',
+        b'{"detail": {"id": null}}',
+        b'{"ticket_id": true}',
+    ],
 )
 def test_malformed_bodies_are_rejected_400(body: bytes) -> None:
     with pytest.raises(WebhookRejected) as exc:
