@@ -100,7 +100,7 @@ def test_bridge_comments_are_recognised_even_when_the_api_user_is_an_agent(
     say(zd, ticketed, Author("bot"), "hello")
     written = zd.state.written(ticketed.ticket_id)
     assert {c["id"] for c in fake.comments(ticketed.ticket_id)} == written
-    assert all(k.startswith("t:adapter:zendesk:") for k in store.redis.keys("t:adapter:*"))
+    assert all(str(k).startswith("t:adapter:zendesk:") for k in store.redis.keys("t:adapter:*"))
 
 
 def test_attachments_become_image_and_file_messages(
