@@ -1,0 +1,154 @@
+"""Authentication (API token, OAuth bearer, OAuth client credentials) and `setup`."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from bridge.errors import PermanentError
+from bridge.storage import Store
+from tests.support.fake_zendesk import FakeZendesk
+from workers.adapters.zendesk import ZendeskHelpdesk
+from workers.adapters.zendesk.client import ZendeskClient
+from workers.adapters.zendesk.config import ZendeskConfig
+from workers.adapters.zendesk.setup import TRIGGER_TITLE, WEBHOOK_NAME, setup
+
+OAUTH = {"ZENDESK_EMAIL": "", "ZENDESK_API_TOKEN": ""}
+
+
+def test_api_token_is_sent_as_basic_email_token(zd: ZendeskHelpdesk, fake: FakeZendesk) -> None:
+    zd.check()
+    auth = fake.requests[-1].headers["Authorization"]
+    assert base64.b64decode(auth.removeprefix("Basic ")).decode() == (
+        f"{fake.email}/token:{fake.api_token}"
+    )
+
+
+def test_fixed_oauth_token_is_a_bearer(make_settings: Any, store: Store, fake: FakeZendesk) -> None:
+    fake.bearer_tokens.add("fixed-token")
+    zd = ZendeskHelpdesk(make_settings(ZENDESK_OAUTH_TOKEN="fixed-token", **OAUTH), store)
+    assert zd.check() == []
+    assert fake.requests[-1].headers["Authorization"] == "Bearer fixed-token"
+
+
+def client_credentials(fake: FakeZendesk, clock: list[float], **extra: str) -> ZendeskClient:
+    env = {
+        "ZENDESK_URL": fake.url,
+        "ZENDESK_OAUTH_CLIENT_ID": fake.client_id,
+        "ZENDESK_OAUTH_CLIENT_SECRET": fake.client_secret,
+        **extra,
+    }
+    return ZendeskClient(ZendeskConfig.from_environ(env), timeout=5, clock=lambda: clock[0])
+
+
+def test_client_credentials_token_is_fetched_then_reused(fake: FakeZendesk) -> None:
+    clock = [1000.0]
+    client = client_credentials(fake, clock)
+    client.call("GET", "/api/v2/users/me", what="me")
+    client.call("GET", "/api/v2/users/me", what="me")
+    grants = fake.calls("POST", "/oauth/tokens")
+    assert len(grants) == 1
+    assert grants[0].json == {
+        "grant_type": "client_credentials",
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "scope": "read write",
+        "expires_in": 7200,
+    }
+    token = next(iter(fake.issued))
+    assert fake.requests[-1].headers["Authorization"] == f"Bearer {token}"
+
+
+def test_client_credentials_token_is_renewed_before_it_expires(fake: FakeZendesk) -> None:
+    clock = [1000.0]
+    client = client_credentials(fake, clock, ZENDESK_OAUTH_TOKEN_TTL="600")
+    client.call("GET", "/api/v2/users/me", what="me")
+    first = next(iter(fake.issued))
+    clock[0] += 500
+    fake.advance(500)
+    client.call("GET", "/api/v2/users/me", what="me")
+    assert len(fake.calls("POST", "/oauth/tokens")) == 1  # still well within its life
+    clock[0] += 50  # inside the renewal margin, before the token's own expiry
+    fake.advance(50)
+    client.call("GET", "/api/v2/users/me", what="me")
+    assert len(fake.calls("POST", "/oauth/tokens")) == 2
+    clock[0] += 60
+    fake.advance(60)  # the first token is dead now; the renewed one is not
+    assert fake.issued[first] < fake.clock()
+    client.call("GET", "/api/v2/users/me", what="me")
+    assert len(fake.calls("POST", "/oauth/tokens")) == 2
+    assert fake.requests[-1].headers["Authorization"] != f"Bearer {first}"
+
+
+def test_a_revoked_token_is_replaced_once(fake: FakeZendesk) -> None:
+    client = client_credentials(fake, [1000.0])
+    client.call("GET", "/api/v2/users/me", what="me")
+    fake.issued.clear()  # revoked in Admin Center
+    client.call("GET", "/api/v2/users/me", what="me")
+    assert len(fake.calls("POST", "/oauth/tokens")) == 2
+
+
+def test_wrong_client_secret_is_permanent(make_settings: Any, store: Store) -> None:
+    zd = ZendeskHelpdesk(
+        make_settings(
+            ZENDESK_OAUTH_CLIENT_ID="bridge_client", ZENDESK_OAUTH_CLIENT_SECRET="nope", **OAUTH
+        ),
+        store,
+    )
+    with pytest.raises(PermanentError) as exc:
+        zd.api_user_id()
+    assert "invalid_client" in (exc.value.response or "")
+
+
+def test_setup_creates_webhook_and_trigger_once(make_settings: Any, fake: FakeZendesk) -> None:
+    settings = make_settings(ZENDESK_WEBHOOK_SECRET="")
+    text = setup(settings, "https://bridge.example.com/")
+    [hook] = fake.webhooks.values()
+    assert {
+        k: hook[k]
+        for k in ("name", "endpoint", "http_method", "request_format", "subscriptions", "status")
+    } == {
+        "name": WEBHOOK_NAME,
+        "endpoint": "https://bridge.example.com/webhooks/zendesk",
+        "http_method": "POST",
+        "request_format": "json",
+        "subscriptions": ["conditional_ticket_events"],
+        "status": "active",
+    }
+    [trigger] = fake.triggers.values()
+    assert trigger["title"] == TRIGGER_TITLE
+    assert {"field": "current_tags", "operator": "includes", "value": "botpress_hitl"} in trigger[
+        "conditions"
+    ]["all"]
+    [action] = trigger["actions"]
+    assert action["field"] == "notification_webhook" and action["value"][0] == hook["id"]
+    assert json.loads(action["value"][1]) == {"ticket_id": "{{ticket.id}}"}
+    secret = fake.signing_secrets[hook["id"]]
+    assert f"ZENDESK_WEBHOOK_SECRET={secret}" in text
+
+    again = setup(settings, "https://bridge.example.com")
+    assert len(fake.webhooks) == 1 and len(fake.triggers) == 1
+    assert "already exists" in again
+    assert not fake.calls("PUT", "/api/v2/triggers") and not fake.calls("PATCH", "/api/v2/")
+
+
+def test_setup_repoints_a_moved_bridge(make_settings: Any, fake: FakeZendesk) -> None:
+    settings = make_settings()
+    setup(settings, "https://old.example.com")
+    text = setup(settings, "https://new.example.com")
+    [hook] = fake.webhooks.values()
+    assert hook["endpoint"] == "https://new.example.com/webhooks/zendesk"
+    assert "now points at" in text and "is different" in text
+
+
+def test_the_fake_signs_webhooks_the_adapter_accepts(
+    make_settings: Any, store: Store, fake: FakeZendesk
+) -> None:
+    setup(make_settings(), "https://bridge.example.com")
+    secret = next(iter(fake.signing_secrets.values()))
+    zd = ZendeskHelpdesk(make_settings(ZENDESK_WEBHOOK_SECRET=secret), store)
+    headers, body = fake.webhook_request(7)
+    assert zd.verify_webhook(headers, body) == ["7"]

@@ -1,0 +1,248 @@
+"""Zendesk -> Botpress: changes_since, polling, credentials check."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from bridge.storage import Conversation, Store, User
+from tests.support.fake_zendesk import API_USER_ID, FakeZendesk
+from workers.adapters.base import (
+    AgentAssigned,
+    AgentMessage,
+    Author,
+    Changes,
+    OutboundMessage,
+    TicketClosed,
+)
+from workers.adapters.zendesk import ZendeskHelpdesk
+from workers.adapters.zendesk.adapter import _agent_messages
+
+ALICE = User(id="u_alice", name="Alice", email="alice@example.com")
+
+
+def drain(zd: ZendeskHelpdesk, conv: Conversation, cursor: str = "") -> Changes:
+    """changes_since, then checks that the new cursor yields nothing more."""
+    changes = zd.changes_since(conv, cursor)
+    again = zd.changes_since(conv, changes.cursor)
+    assert list(again.items) == [] and again.cursor == changes.cursor
+    return changes
+
+
+def say(zd: ZendeskHelpdesk, conv: Conversation, author: Author, text: str) -> None:
+    m = OutboundMessage(event_id="e", message_type="text", payload={"text": text}, at=time.time())
+    zd.append_messages(conv, author, [m], maybe_applied=False)
+
+
+def test_nothing_new_on_a_fresh_ticket(zd: ZendeskHelpdesk, ticketed: Conversation) -> None:
+    assert list(drain(zd, ticketed).items) == []
+
+
+def test_agent_comments_assignment_and_solve(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam = fake.add_agent("Sam")
+    fake.assign(ticketed.ticket_id, sam)
+    fake.agent_comment(ticketed.ticket_id, sam, "Hi, I'm Sam.")
+    fake.agent_comment(ticketed.ticket_id, sam, "Let me check.")
+    fake.solve(ticketed.ticket_id)
+    changes = drain(zd, ticketed)
+    s = str(sam)
+    assert list(changes.items) == [
+        AgentAssigned(agent_id=s, agent_name="Sam"),
+        AgentMessage(s, "text", {"text": "Hi, I'm Sam."}, "Sam"),
+        AgentMessage(s, "text", {"text": "Let me check."}, "Sam"),
+        TicketClosed(),
+    ]
+
+
+def test_cursor_moves_forward_only(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam = fake.add_agent("Sam")
+    fake.agent_comment(ticketed.ticket_id, sam, "one")
+    first = drain(zd, ticketed)
+    fake.agent_comment(ticketed.ticket_id, sam, "two")
+    second = drain(zd, ticketed, first.cursor)
+    assert [i.payload["text"] for i in second.items if isinstance(i, AgentMessage)] == ["two"]
+    # An old cursor (a duplicate or out-of-order ring) replays exactly what followed it.
+    assert zd.changes_since(ticketed, first.cursor).items == second.items
+    assert [
+        i.payload["text"]
+        for i in zd.changes_since(ticketed, "").items
+        if isinstance(i, AgentMessage)
+    ] == ["one", "two"]
+
+
+def test_no_echoes_of_what_the_bridge_wrote(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    alice = replace(ALICE, helpdesk_id=zd.upsert_user(ALICE, maybe_applied=False))
+    say(zd, ticketed, Author("end_user", alice), "from the user")
+    say(zd, ticketed, Author("bot"), "from the bot")
+    sam = fake.add_agent("Sam")
+    fake.agent_comment(ticketed.ticket_id, sam, "internal only", public=False)
+    fake.agent_comment(ticketed.ticket_id, int(alice.helpdesk_id), "user by email")
+    fake.agent_comment(ticketed.ticket_id, API_USER_ID, "written as the API user")
+    fake.agent_comment(ticketed.ticket_id, sam, "the real reply")
+    items = drain(zd, ticketed).items
+    assert [i.payload for i in items if isinstance(i, AgentMessage)] == [{"text": "the real reply"}]
+
+
+def test_bridge_comments_are_recognised_even_when_the_api_user_is_an_agent(
+    zd: ZendeskHelpdesk, store: Store, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    # The ledger of comment ids (from update audits) is kept in the adapter's keys.
+    say(zd, ticketed, Author("bot"), "hello")
+    written = zd.state.written(ticketed.ticket_id)
+    assert {c["id"] for c in fake.comments(ticketed.ticket_id)} == written
+    assert all(str(k).startswith("t:adapter:zendesk:") for k in store.redis.keys("t:adapter:*"))
+
+
+def test_attachments_become_image_and_file_messages(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam = fake.add_agent("Sam")
+    fake.agent_comment(
+        ticketed.ticket_id,
+        sam,
+        "See attached",
+        attachments=[("screen.png", "image/png", b"png"), ("guide.pdf", "application/pdf", b"pdf")],
+    )
+    items = [i for i in drain(zd, ticketed).items if isinstance(i, AgentMessage)]
+    assert [i.message_type for i in items] == ["text", "image", "file"]
+    assert items[1].payload["imageUrl"].endswith("?name=screen.png")
+    assert items[2].payload["title"] == "guide.pdf"
+    assert items[2].payload["fileUrl"].endswith("?name=guide.pdf")
+
+
+def test_recorded_comment_page_maps_to_messages(recorded: Any) -> None:
+    page = recorded("comments_page.json")
+    msgs = _agent_messages(page["comments"][1], "123123", "Agent Smith")
+    assert [(m.message_type, dict(m.payload)) for m in msgs] == [
+        ("text", {"text": "Thanks for your help!"}),
+        (
+            "file",
+            {"fileUrl": "https://company.zendesk.com/attachments/crash.log", "title": "crash.log"},
+        ),
+        (
+            "image",
+            {
+                "imageUrl": "https://company.zendesk.com/attachments/token/"
+                "tyBq1ms40dFaHefSIigxZpwGg/?name=crash.png"
+            },
+        ),
+    ]
+
+
+def test_comments_are_read_across_pages(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam = fake.add_agent("Sam")
+    for i in range(230):
+        fake.agent_comment(ticketed.ticket_id, sam, f"m{i}")
+    texts = [i.payload["text"] for i in drain(zd, ticketed).items if isinstance(i, AgentMessage)]
+    assert texts == [f"m{i}" for i in range(230)]
+    pages = [r.query for r in fake.calls("GET", f"/api/v2/tickets/{ticketed.ticket_id}/comments")]
+    assert pages[0]["page[size]"] == "100" and "page[after]" in pages[1]
+
+
+def test_the_bridges_own_close_is_not_reported(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    zd.close_ticket(ticketed, event_id="e", maybe_applied=False)
+    assert list(drain(zd, ticketed).items) == []  # not even the API user's assignment
+
+
+def test_reassignment_is_reported_once_per_new_assignee(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam, kim = fake.add_agent("Sam"), fake.add_agent("Kim")
+    fake.assign(ticketed.ticket_id, sam)
+    first = drain(zd, ticketed)
+    fake.assign(ticketed.ticket_id, kim)
+    second = drain(zd, ticketed, first.cursor)
+    assert list(second.items) == [AgentAssigned(str(kim), "Kim")]
+
+
+def test_an_unreadable_cursor_restarts_without_echoes(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    fake.agent_comment(ticketed.ticket_id, fake.add_agent("Sam"), "hi")
+    assert len(zd.changes_since(ticketed, "{not json").items) == 1
+
+
+# -- polling ------------------------------------------------------------------------------
+def test_poll_interval_from_the_environment(make_settings: Any, store: Store) -> None:
+    assert ZendeskHelpdesk(make_settings(), store).poll_interval == 60
+    assert ZendeskHelpdesk(make_settings(ZENDESK_POLL_INTERVAL="0"), store).poll_interval == 0
+
+
+def test_changed_tickets_uses_the_incremental_export(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation, store: Store
+) -> None:
+    assert zd.changed_tickets() is None  # first poll: ring every open ticket once
+    assert zd.changed_tickets() == []
+    fake.agent_comment(ticketed.ticket_id, fake.add_agent("Sam"), "hi")
+    fake.tickets[99] = {**fake.tickets[int(ticketed.ticket_id)], "id": 99, "_seq": 10**6}
+    assert zd.changed_tickets() == [ticketed.ticket_id]  # ticket 99 is not the bridge's
+    assert zd.changed_tickets() == []
+    assert "cursor" in fake.calls("GET", "/api/v2/incremental/")[-1].query
+
+
+def test_changed_tickets_falls_back_when_the_export_is_refused(
+    zd: ZendeskHelpdesk, fake: FakeZendesk
+) -> None:
+    fake.fail_next(1, 403)
+    assert zd.changed_tickets() is None
+
+
+# -- check --------------------------------------------------------------------------------
+def test_check_passes_with_good_credentials(zd: ZendeskHelpdesk) -> None:
+    assert zd.check() == []
+
+
+def test_check_reports_bad_credentials(make_settings: Any, store: Store) -> None:
+    problems = ZendeskHelpdesk(make_settings(ZENDESK_API_TOKEN="wrong"), store).check()
+    assert len(problems) == 1 and "HTTP 401" in problems[0]
+    assert "Couldn't authenticate you" in problems[0]
+
+
+def test_check_reports_end_user_and_anonymous(zd: ZendeskHelpdesk, fake: FakeZendesk) -> None:
+    fake.users[API_USER_ID]["role"] = "end-user"
+    assert "must be an agent or admin" in zd.check()[0]
+    fake.users[API_USER_ID]["id"] = None
+    assert "anonymous" in zd.check()[0]
+
+
+def test_check_mentions_a_missing_webhook_secret(make_settings: Any, store: Store) -> None:
+    problems = ZendeskHelpdesk(
+        make_settings(ZENDESK_WEBHOOK_SECRET="", ZENDESK_POLL_INTERVAL="0"), store
+    ).check()
+    assert problems == [
+        "ZENDESK_WEBHOOK_SECRET is not set (run `hitl-bridge zendesk setup`); "
+        "and polling is off: agent replies never arrive"
+    ]
+
+
+def test_ticket_reads_use_no_more_than_three_requests(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    zd.changes_since(ticketed, "")
+    before = len(fake.requests)
+    zd.changes_since(ticketed, "")
+    assert len(fake.requests) - before == 2  # ticket + one comments page (users/me cached)
+    assert json.loads(zd.changes_since(ticketed, "").cursor)["c"] > 0
+
+
+@pytest.mark.parametrize("status", ["solved", "closed"])
+def test_closed_status_is_reported(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation, status: str
+) -> None:
+    fake.assign(ticketed.ticket_id, fake.add_agent("Sam"))
+    fake.solve(ticketed.ticket_id, status)
+    assert TicketClosed() in drain(zd, ticketed).items

@@ -1,0 +1,785 @@
+"""A local fake of the Zendesk Support API, faithful to its documentation where the bridge
+touches it, for adapter and end-to-end tests.
+
+It checks authentication (basic `email/token:token`, fixed bearer tokens, and bearer tokens
+it issued from `POST /oauth/tokens`, which expire on its own clock) and request shapes, and
+answers with Zendesk's status codes and bodies: integer ids, an `audit` with events on
+ticket creation and updates, cursor pagination on comments, errors as
+`{"error": …, "description": …}`. It honours `Idempotency-Key` on ticket creation, can be
+told to fail the next requests (`fail_next`), records every request (`requests`), and lets a
+test act as an agent (`agent_comment`, `assign`, `solve`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from workers.adapters.zendesk.webhook import sign
+
+Json = dict[str, Any]
+API_USER_ID = 1000
+
+
+@dataclass
+class Recorded:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+
+
+class _Error(Exception):
+    def __init__(self, status: int, error: str, description: str = "", **extra: Any) -> None:
+        body: Json = {"error": error}
+        if description:
+            body["description"] = description
+        body.update(extra)
+        self.reply = _Reply(status, body)
+
+
+def _invalid(field_name: str, description: str) -> _Error:
+    return _Error(
+        422,
+        "RecordInvalid",
+        "Record validation errors",
+        details={field_name: [{"description": description, "error": "InvalidValue"}]},
+    )
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class FakeZendesk:
+    """A Zendesk account on 127.0.0.1; `url` is its base URL once started."""
+
+    def __init__(
+        self,
+        *,
+        email: str = "bridge@example.com",
+        api_token: str = "api-token-1234",
+        client_id: str = "bridge_client",
+        client_secret: str = "client-secret-5678",
+    ) -> None:
+        self.email, self.api_token = email, api_token
+        self.client_id, self.client_secret = client_id, client_secret
+        self.bearer_tokens: set[str] = set()
+        self.issued: dict[str, float] = {}  # OAuth token -> expiry on self.clock()
+        self.skew = 0.0
+        self.lock = threading.RLock()
+        self.requests: list[Recorded] = []
+        self.users: dict[int, Json] = {}
+        self.tickets: dict[int, Json] = {}
+        self._comments: dict[int, list[Json]] = {}
+        self.idempotency: dict[str, tuple[str, Json, float]] = {}
+        self.uploads: dict[str, list[Json]] = {}
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.webhooks: dict[str, Json] = {}
+        self.signing_secrets: dict[str, str] = {}
+        self.triggers: dict[int, Json] = {}
+        self._failures: list[tuple[int, float | None]] = []
+        self._next_ticket = 1
+        self._next_user = 2000
+        self._next_event = 10_000_000
+        self._seq = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+        self.users[API_USER_ID] = {
+            "id": API_USER_ID,
+            "name": "Bridge API",
+            "email": email,
+            "role": "admin",
+            "external_id": None,
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> FakeZendesk:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                reply = fake._dispatch(self.command, self.path, dict(self.headers.items()), body)
+                raw = reply.raw
+                if raw is None:
+                    raw = b"" if reply.body is None else json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                if reply.body is not None and reply.raw is None:
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # -- test controls ------------------------------------------------------------------
+    def clock(self) -> float:
+        return time.time() + self.skew
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock (OAuth token expiry) forward."""
+        self.skew += seconds
+
+    def fail_next(self, n: int, status: int, retry_after: float | None = None) -> None:
+        """Answer the next `n` requests with `status` (429/503…), with Retry-After if given."""
+        with self.lock:
+            self._failures += [(status, retry_after)] * n
+
+    def add_agent(self, name: str, email: str = "", role: str = "agent") -> int:
+        with self.lock:
+            uid = self._next_user
+            self._next_user += 1
+            self.users[uid] = {
+                "id": uid,
+                "name": name,
+                "email": email or f"{uid}@agents.test",
+                "role": role,
+                "external_id": None,
+            }
+            return uid
+
+    def comments(self, ticket_id: int | str) -> list[Json]:
+        return list(self._comments.get(int(ticket_id), []))
+
+    def calls(self, method: str, path_prefix: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
+
+    def agent_comment(
+        self,
+        ticket_id: int | str,
+        agent_id: int,
+        body: str,
+        public: bool = True,
+        attachments: Sequence[tuple[str, str, bytes]] = (),
+    ) -> int:
+        """An agent (or any user) comments in the agent UI; returns the comment id."""
+        with self.lock:
+            atts = [self._store_file(name, ctype, data) for name, ctype, data in attachments]
+            t = self.tickets[int(ticket_id)]
+            events = [self._add_comment(t, {"body": body, "public": public}, agent_id, atts)]
+            self._touch(t, agent_id, events)
+            return int(events[0]["id"])
+
+    def assign(self, ticket_id: int | str, agent_id: int) -> None:
+        with self.lock:
+            t = self.tickets[int(ticket_id)]
+            t["assignee_id"] = agent_id
+            self._touch(t, agent_id, [self._change("assignee_id", agent_id)])
+
+    def solve(self, ticket_id: int | str, status: str = "solved") -> None:
+        with self.lock:
+            t = self.tickets[int(ticket_id)]
+            if not t.get("assignee_id"):
+                raise ValueError("Zendesk refuses to solve a ticket without an assignee")
+            t["status"] = status
+            self._touch(t, t["assignee_id"], [self._change("status", status)])
+
+    def webhook_request(
+        self, ticket_id: int | str, *, at: float | None = None, secret: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """Headers and body of the trigger's webhook call for a ticket, signed as Zendesk does."""
+        body = json.dumps({"ticket_id": str(ticket_id)}).encode()
+        if secret is None:
+            secret = next(iter(self.signing_secrets.values()), "")
+        stamp = _iso(self.clock() if at is None else at)
+        return {
+            "Content-Type": "application/json",
+            "X-Zendesk-Webhook-Id": next(iter(self.webhooks), "01FAKE"),
+            "X-Zendesk-Webhook-Invocation-Id": str(secrets.randbelow(10**12)),
+            "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+            "X-Zendesk-Webhook-Signature": sign(secret, stamp, body),
+        }, body
+
+    # -- internals ----------------------------------------------------------------------
+    def _event_id(self) -> int:
+        self._next_event += 1
+        return self._next_event
+
+    def _change(self, field_name: str, value: Any) -> Json:
+        return {"id": self._event_id(), "type": "Change", "field_name": field_name, "value": value}
+
+    def _store_file(self, name: str, ctype: str, data: bytes) -> Json:
+        key = secrets.token_urlsafe(12)
+        self.files[key] = (data, ctype)
+        url = f"{self.url}/attachments/token/{key}/?name={name}"
+        return {
+            "id": self._event_id(),
+            "file_name": name,
+            "content_type": ctype,
+            "content_url": url,
+            "mapped_content_url": url,
+            "size": len(data),
+            "inline": False,
+            "deleted": False,
+            "thumbnails": [],
+            "url": f"{self.url}/api/v2/attachments/{key}",
+        }
+
+    def _add_comment(self, t: Json, c: Json, author_id: int, atts: list[Json]) -> Json:
+        cid = self._event_id()
+        body = str(c["body"])
+        comment = {
+            "id": cid,
+            "type": "Comment",
+            "author_id": author_id,
+            "body": body,
+            "html_body": f"<p>{body}</p>",
+            "plain_body": body,
+            "public": bool(c.get("public", True)),
+            "attachments": atts,
+            "audit_id": cid,
+            "created_at": _iso(self.clock()),
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+            "metadata": {"system": {}, "custom": {}},
+        }
+        self._comments.setdefault(t["id"], []).append(comment)
+        return {
+            "id": cid,
+            "type": "Comment",
+            "author_id": author_id,
+            "body": body,
+            "public": comment["public"],
+            "attachments": atts,
+        }
+
+    def _touch(self, t: Json, author_id: int, events: list[Json]) -> Json:
+        self._seq += 1
+        t["_seq"] = self._seq
+        t["updated_at"] = _iso(self.clock())
+        t["_updated"] = self.clock()
+        return {
+            "id": self._event_id(),
+            "ticket_id": t["id"],
+            "author_id": author_id,
+            "created_at": t["updated_at"],
+            "events": events,
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+        }
+
+    @staticmethod
+    def _public(t: Json) -> Json:
+        return {k: v for k, v in t.items() if not k.startswith("_")}
+
+    def _auth(self, headers: dict[str, str]) -> int:
+        """The authenticated user's id; raises 401 as Zendesk does."""
+        h = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        if h.startswith("Basic "):
+            try:
+                user, _, pw = base64.b64decode(h[6:]).decode().partition(":")
+            except ValueError:
+                user = pw = ""
+            if user == f"{self.email}/token" and pw == self.api_token:
+                return API_USER_ID
+        elif h.startswith("Bearer "):
+            tok = h[7:]
+            if tok in self.bearer_tokens:
+                return API_USER_ID
+            if tok in self.issued and self.issued[tok] > self.clock():
+                return API_USER_ID
+        raise _Error(401, "Couldn't authenticate you")
+
+    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Reply:
+        parts = urlsplit(target)
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        with self.lock:
+            self.requests.append(Recorded(method, parts.path, query, headers, body))
+            if self._failures:
+                status, retry_after = self._failures.pop(0)
+                hdrs = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+                text = "Rate limit exceeded" if status == 429 else "Service Unavailable"
+                return _Reply(status, None, hdrs, raw=text.encode())
+            try:
+                return self._route(method, parts.path, query, headers, body)
+            except _Error as exc:
+                return exc.reply
+
+    def _json_body(self, headers: dict[str, str], body: bytes) -> Json:
+        ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+        if not ctype.startswith("application/json"):
+            raise _Error(415, "UnsupportedMediaType", "Content-Type must be application/json")
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise _Error(400, "Unprocessable Entity", "Server could not parse JSON") from exc
+        if not isinstance(data, dict):
+            raise _Error(400, "Unprocessable Entity", "Server could not parse JSON")
+        return data
+
+    def _route(
+        self, method: str, path: str, q: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> _Reply:
+        seg = path.rstrip("/").removesuffix(".json").split("/")[1:]
+        if path.startswith("/attachments/token/"):
+            data, ctype = self.files[seg[2]]
+            return _Reply(200, None, {"Content-Type": ctype}, raw=data)
+        if method == "POST" and path == "/oauth/tokens":
+            return self._oauth(self._json_body(headers, body))
+        me = self._auth(headers)
+        if seg[:2] != ["api", "v2"]:
+            raise _Error(404, "InvalidEndpoint", "Not found")
+        r = seg[2:]
+        match method, r:
+            case "GET", ["users", "me"]:
+                return _Reply(200, {"user": self.users[me]})
+            case "GET", ["users", uid] if uid.isdigit():
+                if int(uid) not in self.users:
+                    raise _Error(404, "RecordNotFound", "Not found")
+                return _Reply(200, {"user": self.users[int(uid)]})
+            case "POST", ["users", "create_or_update"]:
+                return self._create_or_update_user(self._json_body(headers, body))
+            case "POST", ["tickets"]:
+                return self._create_ticket(me, headers, body)
+            case "GET", ["tickets"]:
+                found = [
+                    self._public(t)
+                    for t in self.tickets.values()
+                    if "external_id" not in q or t.get("external_id") == q["external_id"]
+                ]
+                return _Reply(
+                    200,
+                    {
+                        "tickets": found,
+                        "next_page": None,
+                        "previous_page": None,
+                        "count": len(found),
+                    },
+                )
+            case "GET", ["tickets", tid]:
+                t = self._ticket(tid)
+                out: Json = {"ticket": self._public(t)}
+                if "users" in q.get("include", ""):
+                    ids = {t.get("requester_id"), t.get("assignee_id"), t.get("submitter_id")}
+                    out["users"] = [self.users[i] for i in ids if i in self.users]
+                return _Reply(200, out)
+            case "PUT", ["tickets", tid]:
+                return self._update_ticket(me, self._ticket(tid), self._json_body(headers, body))
+            case "GET", ["tickets", tid, "comments"]:
+                return self._list_comments(self._ticket(tid), q)
+            case "POST", ["uploads"]:
+                return self._upload(q, headers, body)
+            case "GET", ["incremental", "tickets", "cursor"]:
+                return self._export(q)
+            case "GET", ["webhooks"]:
+                needle = q.get("filter[name_contains]", "")
+                hooks = [w for w in self.webhooks.values() if needle in w["name"]]
+                return _Reply(
+                    200,
+                    {
+                        "webhooks": hooks,
+                        "meta": {"has_more": False, "after_cursor": None, "before_cursor": None},
+                        "links": {"next": None, "prev": None},
+                    },
+                )
+            case "POST", ["webhooks"]:
+                return self._create_webhook(me, self._json_body(headers, body))
+            case "PATCH", ["webhooks", wid]:
+                if wid not in self.webhooks:
+                    raise _Error(404, "RecordNotFound", "Not found")
+                self.webhooks[wid].update(self._json_body(headers, body).get("webhook") or {})
+                return _Reply(204)
+            case "GET", ["webhooks", wid, "signing_secret"]:
+                if wid not in self.webhooks:
+                    raise _Error(404, "RecordNotFound", "Not found")
+                return _Reply(
+                    200,
+                    {
+                        "signing_secret": {
+                            "algorithm": "sha256",
+                            "secret": self.signing_secrets[wid],
+                        }
+                    },
+                )
+            case "GET", ["triggers", "search"]:
+                found = [t for t in self.triggers.values() if q.get("query", "") in t["title"]]
+                return _Reply(
+                    200,
+                    {
+                        "triggers": found,
+                        "count": len(found),
+                        "next_page": None,
+                        "previous_page": None,
+                    },
+                )
+            case "POST", ["triggers"]:
+                return self._save_trigger(None, self._json_body(headers, body))
+            case "PUT", ["triggers", trid] if trid.isdigit():
+                if int(trid) not in self.triggers:
+                    raise _Error(404, "RecordNotFound", "Not found")
+                return self._save_trigger(int(trid), self._json_body(headers, body))
+        raise _Error(404, "InvalidEndpoint", "Not found")
+
+    def _oauth(self, data: Json) -> _Reply:
+        if data.get("grant_type") != "client_credentials":
+            raise _Error(400, "unsupported_grant_type", error_description="grant not supported")
+        if (
+            data.get("client_id") != self.client_id
+            or data.get("client_secret") != self.client_secret
+        ):
+            raise _Error(401, "invalid_client", error_description="Client authentication failed")
+        ttl = data.get("expires_in")
+        if ttl is not None and not (isinstance(ttl, int) and 300 < ttl < 172_800):
+            raise _Error(400, "invalid_request", error_description="expires_in is out of range")
+        token = secrets.token_urlsafe(24)
+        self.issued[token] = self.clock() + (ttl or 172_800)
+        return _Reply(
+            201, {"access_token": token, "token_type": "bearer", "scope": data.get("scope", "read")}
+        )
+
+    def _create_or_update_user(self, data: Json) -> _Reply:
+        u = data.get("user")
+        if not isinstance(u, dict):
+            raise _Error(400, "InvalidEndpoint", "user is required")
+        ext, email = u.get("external_id"), u.get("email")
+        for existing in self.users.values():
+            same_ext = ext and str(existing.get("external_id") or "").lower() == str(ext).lower()
+            if same_ext or (email and existing.get("email") == email):
+                existing.update({k: v for k, v in u.items() if k != "skip_verify_email"})
+                return _Reply(200, {"user": existing})
+        if not str(u.get("name") or "").strip():
+            raise _invalid("name", "Name:  is too short (minimum one character)")
+        uid = self._next_user
+        self._next_user += 1
+        user = {
+            "id": uid,
+            "role": "end-user",
+            "email": None,
+            "external_id": None,
+            **{k: v for k, v in u.items() if k != "skip_verify_email"},
+        }
+        self.users[uid] = user
+        return _Reply(201, {"user": user})
+
+    def _ticket(self, tid: str) -> Json:
+        if not tid.isdigit() or int(tid) not in self.tickets:
+            raise _Error(404, "RecordNotFound", "Not found")
+        return self.tickets[int(tid)]
+
+    def _create_ticket(self, me: int, headers: dict[str, str], body: bytes) -> _Reply:
+        key = {k.lower(): v for k, v in headers.items()}.get("idempotency-key")
+        digest = hashlib.sha256(body).hexdigest()
+        if key and key in self.idempotency:
+            old_digest, old_reply, at = self.idempotency[key]
+            if self.clock() - at < 7200:
+                if old_digest != digest:
+                    raise _Error(
+                        400,
+                        "IdempotentRequestError",
+                        "Request parameters don't match the previous request with the "
+                        "same idempotency key",
+                    )
+                return _Reply(201, old_reply, {"x-idempotency-lookup": "hit"})
+        data = self._json_body(headers, body)
+        t_in = data.get("ticket")
+        if not isinstance(t_in, dict):
+            raise _Error(400, "InvalidEndpoint", "ticket is required")
+        c = t_in.get("comment")
+        if not isinstance(c, dict) or not str(c.get("body") or "").strip():
+            raise _invalid("base", "Description: cannot be blank")
+        requester = t_in.get("requester_id", me)
+        if requester not in self.users:
+            raise _invalid("requester_id", "Requester: is invalid")
+        tid = self._next_ticket
+        self._next_ticket += 1
+        now = _iso(self.clock())
+        t: Json = {
+            "id": tid,
+            "url": f"{self.url}/api/v2/tickets/{tid}.json",
+            "subject": t_in.get("subject") or "",
+            "raw_subject": t_in.get("subject") or "",
+            "description": c["body"],
+            "status": "new",
+            "requester_id": requester,
+            "submitter_id": me,
+            "assignee_id": t_in.get("assignee_id"),
+            "group_id": None,
+            "external_id": t_in.get("external_id"),
+            "tags": sorted(set(t_in.get("tags") or [])),
+            "created_at": now,
+            "updated_at": now,
+            "via": {"channel": "api"},
+        }
+        self.tickets[tid] = t
+        events = [self._add_comment(t, c, c.get("author_id") or me, [])]
+        events += [self._change("status", "new"), self._change("subject", t["subject"])]
+        audit = self._touch(t, me, events)
+        reply = {"ticket": self._public(t), "audit": audit}
+        if key:
+            self.idempotency[key] = (digest, reply, self.clock())
+        return _Reply(201, reply, {"Location": t["url"], "x-idempotency-lookup": "miss"})
+
+    def _update_ticket(self, me: int, t: Json, data: Json) -> _Reply:
+        upd = data.get("ticket")
+        if not isinstance(upd, dict):
+            raise _Error(400, "InvalidEndpoint", "ticket is required")
+        if t["status"] == "closed":
+            raise _invalid("status", "Status: closed prevents ticket update")
+        events: list[Json] = []
+        for f in ("requester_id", "assignee_id"):
+            if f in upd and upd[f] is not None and upd[f] not in self.users:
+                raise _invalid(f, f"{f}: is invalid")
+        new_assignee = upd.get("assignee_id", t.get("assignee_id"))
+        new_status = upd.get("status", t["status"])
+        if new_status in ("solved", "closed") and not new_assignee:
+            raise _invalid("assignee_id", "Assignee: is required when solving a ticket")
+        c = upd.get("comment")
+        if c is not None:
+            if not isinstance(c, dict) or not str(c.get("body") or "").strip():
+                raise _invalid("comment", "Comment: body cannot be blank")
+            author = c.get("author_id", me)
+            if author not in self.users:
+                raise _invalid("comment", "Comment: author is invalid")
+            atts: list[Json] = []
+            for token in c.get("uploads") or []:
+                if token not in self.uploads:
+                    raise _invalid("comment", f"Upload token {token} is invalid")
+                atts += self.uploads.pop(token)
+            events.append(self._add_comment(t, c, author, atts))
+        for f in ("requester_id", "assignee_id", "status"):
+            if f in upd and upd[f] != t.get(f):
+                t[f] = upd[f]
+                events.append(self._change(f, upd[f]))
+        if t["status"] == "new" and c is not None and "status" not in upd:
+            t["status"] = "open"
+            events.append(self._change("status", "open"))
+        audit = self._touch(t, me, events)
+        return _Reply(200, {"ticket": self._public(t), "audit": audit})
+
+    def _list_comments(self, t: Json, q: dict[str, str]) -> _Reply:
+        items = list(self._comments.get(t["id"], []))
+        if q.get("sort") == "-created_at" or q.get("sort_order") == "desc":
+            items.reverse()
+        users: list[Json] = []
+        if "users" in q.get("include", ""):
+            ids = {c["author_id"] for c in items}
+            users = [self.users[i] for i in ids if i in self.users]
+        if not any(k.startswith("page[") for k in q):
+            out: Json = {
+                "comments": items,
+                "next_page": None,
+                "previous_page": None,
+                "count": len(items),
+            }
+        else:
+            size = int(q.get("page[size]", "100"))
+            if not 1 <= size <= 100:
+                raise _Error(400, "InvalidPaginationParameter", "page[size] must be 1 to 100")
+            start = 0
+            if "page[after]" in q:
+                try:
+                    after = int(base64.urlsafe_b64decode(q["page[after]"]).decode())
+                except ValueError as exc:
+                    raise _Error(400, "InvalidPaginationParameter", "invalid cursor") from exc
+                start = next((i + 1 for i, c in enumerate(items) if c["id"] == after), len(items))
+            page = items[start : start + size]
+            has_more = start + size < len(items)
+
+            def cur(c: Json) -> str:
+                return base64.urlsafe_b64encode(str(c["id"]).encode()).decode()
+
+            base = f"{self.url}/api/v2/tickets/{t['id']}/comments.json?page[size]={size}"
+            out = {
+                "comments": page,
+                "meta": {
+                    "has_more": has_more,
+                    "after_cursor": cur(page[-1]) if page else None,
+                    "before_cursor": cur(page[0]) if page else None,
+                },
+                "links": {
+                    "next": f"{base}&page[after]={cur(page[-1])}" if has_more else None,
+                    "prev": None,
+                },
+            }
+        if users:
+            out["users"] = users
+        return _Reply(200, out)
+
+    def _upload(self, q: dict[str, str], headers: dict[str, str], body: bytes) -> _Reply:
+        name = q.get("filename", "")
+        if not name:
+            raise _Error(400, "InvalidEndpoint", "filename is required")
+        ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+        if not ctype or ctype.startswith("application/x-www-form-urlencoded"):
+            raise _invalid("content_type", "Content-Type must describe the uploaded file")
+        att = self._store_file(name, ctype, body)
+        token = q.get("token") or secrets.token_urlsafe(16)
+        if q.get("token") and token not in self.uploads:
+            raise _invalid("token", "Upload token is invalid")
+        self.uploads.setdefault(token, []).append(att)
+        return _Reply(
+            201,
+            {
+                "upload": {
+                    "token": token,
+                    "attachment": att,
+                    "attachments": list(self.uploads[token]),
+                }
+            },
+        )
+
+    def _export(self, q: dict[str, str]) -> _Reply:
+        if "cursor" in q:
+            after = int(base64.urlsafe_b64decode(q["cursor"]).decode())
+            changed = [t for t in self.tickets.values() if t["_seq"] > after]
+        elif "start_time" in q:
+            start = int(q["start_time"])
+            if start > self.clock() - 60:
+                raise _Error(400, "InvalidValue", "start_time must be more than a minute ago")
+            changed = [t for t in self.tickets.values() if t["_updated"] >= start]
+        else:
+            raise _Error(400, "InvalidValue", "start_time or cursor is required")
+        changed.sort(key=lambda t: t["_seq"])
+        last = max(
+            [t["_seq"] for t in changed]
+            + [int(base64.urlsafe_b64decode(q["cursor"]).decode()) if "cursor" in q else self._seq]
+        )
+        cursor = base64.urlsafe_b64encode(str(last).encode()).decode()
+        return _Reply(
+            200,
+            {
+                "tickets": [self._public(t) for t in changed],
+                "after_cursor": cursor,
+                "after_url": f"{self.url}/api/v2/incremental/tickets/cursor.json?cursor={cursor}",
+                "before_cursor": None,
+                "before_url": None,
+                "end_of_stream": True,
+            },
+        )
+
+    def _create_webhook(self, me: int, data: Json) -> _Reply:
+        w = data.get("webhook")
+        if not isinstance(w, dict):
+            raise _Error(400, "InvalidEndpoint", "webhook is required")
+        for f in ("name", "endpoint", "http_method", "request_format", "status", "subscriptions"):
+            if f not in w:
+                raise _Error(
+                    400,
+                    "RequiredFieldMissing",
+                    f"{f} is required",
+                    errors=[{"code": "RequiredFieldMissing", "title": f"{f} is required"}],
+                )
+        wid = "01" + secrets.token_hex(12).upper()
+        hook = {**w, "id": wid, "created_by": str(me), "created_at": _iso(self.clock())}
+        self.webhooks[wid] = hook
+        self.signing_secrets[wid] = secrets.token_urlsafe(32)
+        return _Reply(201, {"webhook": hook})
+
+    def _save_trigger(self, trid: int | None, data: Json) -> _Reply:
+        t = data.get("trigger")
+        if not isinstance(t, dict) or not t.get("title") or not t.get("actions"):
+            raise _invalid("base", "Trigger: title, conditions and actions are required")
+        for action in t["actions"]:
+            if action.get("field") == "notification_webhook":
+                wid, payload = action["value"]
+                if wid not in self.webhooks:
+                    raise _invalid("actions", "Webhook is invalid")
+                json.loads(payload)
+        created = trid is None
+        if trid is None:
+            trid = max(self.triggers, default=500) + 1
+        trig = {"active": True, **t, "id": trid}
+        self.triggers[trid] = trig
+        return _Reply(201 if created else 200, {"trigger": trig})
+
+
+class FileServer:
+    """Serves files from memory on 127.0.0.1, for attachment downloads."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def add(self, path: str, data: bytes, content_type: str) -> str:
+        self.files[path] = (data, content_type)
+        return f"{self.url}{path}"
+
+    def start(self) -> FileServer:
+        files = self.files
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                got = files.get(urlsplit(self.path).path)
+                if got is None:
+                    self.send_error(404)
+                    return
+                data, ctype = got
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def running(fake: FakeZendesk) -> Iterator[FakeZendesk]:
+    """For a pytest fixture: `yield from running(FakeZendesk())`."""
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

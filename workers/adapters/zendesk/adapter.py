@@ -1,0 +1,515 @@
+"""Zendesk Support behind the bridge's helpdesk interface (HELPDESK=zendesk)."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+
+from bridge.config import Settings
+from bridge.errors import DeliveryError, PermanentError, TransientError
+from bridge.storage import Conversation, Store, User
+from workers import http
+from workers.adapters.base import (
+    AgentAssigned,
+    AgentMessage,
+    Author,
+    Change,
+    Changes,
+    Helpdesk,
+    OutboundMessage,
+    TicketClosed,
+    TicketRequest,
+)
+from workers.adapters.zendesk import render, webhook
+from workers.adapters.zendesk.client import Json, ZendeskClient
+from workers.adapters.zendesk.config import ZendeskConfig, config_problems
+from workers.adapters.zendesk.state import AdapterState, Cursor
+
+log = logging.getLogger(__name__)
+
+#: Every ticket the bridge creates carries this tag; the setup trigger filters on it.
+TAG = "botpress_hitl"
+CLOSE_NOTE = "The Botpress bot closed this hand-off (the conversation went back to the bot)."
+SUBJECT_MAX = 150
+COMMENTS_PAGE = 100
+MAX_COMMENT_PAGES = 50
+EXPORT_PAGES = 5
+ENDED = ("solved", "closed")
+
+
+def _int_id(value: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise PermanentError(f"{what} {value!r} is not a Zendesk id") from exc
+
+
+class ZendeskHelpdesk(Helpdesk):
+    """Tickets, comments and end users in one Zendesk Support account."""
+
+    name = "zendesk"
+    # Zendesk allows 30 updates per 10 minutes per ticket and user: batch generously.
+    max_batch = 20
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        client: ZendeskClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(settings, store)
+        self.config = ZendeskConfig.from_environ(settings.environ)
+        self.client = client or ZendeskClient(self.config, timeout=settings.http_timeout)
+        self.state = AdapterState(store)
+        # Files are fetched without Zendesk's credentials: they live on third-party hosts.
+        self.downloads = http.session()
+        self.clock = clock
+        self._me = ""
+
+    @classmethod
+    def config_problems(cls, environ: Mapping[str, str]) -> list[str]:
+        return config_problems(environ)
+
+    @property
+    def poll_interval(self) -> float:
+        return self.config.poll_interval
+
+    # -- who the bridge is in Zendesk ---------------------------------------------------
+    def api_user_id(self) -> str:
+        """The id of the user the bridge authenticates as (cached in memory and Redis)."""
+        if not self._me:
+            cached = self.state.api_user_id()
+            if cached:
+                self._me = cached
+            else:
+                user = (
+                    self.client.call("GET", "/api/v2/users/me", what="Zendesk users/me").get("user")
+                    or {}
+                )
+                if not user.get("id"):
+                    raise PermanentError("Zendesk users/me: the credentials map to no user")
+                self._me = str(user["id"])
+                self.state.set_api_user_id(self._me)
+        return self._me
+
+    # -- Botpress -> Zendesk ------------------------------------------------------------
+    def upsert_user(self, user: User, *, maybe_applied: bool) -> str:
+        # create_or_update is idempotent by external_id, so maybe_applied needs no check.
+        # No `role`: new users default to end-user, and sending it would demote an agent
+        # whose email happens to match.
+        fields: Json = {
+            "external_id": user.id,
+            "name": user.name.strip() or user.email.strip() or f"Botpress user {user.id}",
+        }
+        if user.email.strip():
+            fields["email"] = user.email.strip()
+            fields["skip_verify_email"] = True
+        if user.picture_url.strip():
+            fields["remote_photo_url"] = user.picture_url.strip()
+        data = self.client.call(
+            "POST",
+            "/api/v2/users/create_or_update",
+            what="Zendesk create_or_update user",
+            body={"user": fields},
+        )
+        uid = (data.get("user") or {}).get("id")
+        if not isinstance(uid, int):
+            raise PermanentError("Zendesk create_or_update user: no user id in the answer")
+        return str(uid)
+
+    def create_ticket(
+        self,
+        conv: Conversation,
+        request: TicketRequest,
+        *,
+        idempotency_key: str,
+        maybe_applied: bool,
+    ) -> str:
+        # Idempotency keys live two hours; a ticket found by external_id outlives them.
+        if maybe_applied and (found := self._find_ticket(conv.id)):
+            return found
+        subject = (request.title or conv.title).strip() or "Botpress conversation"
+        if len(subject) > SUBJECT_MAX:
+            subject = subject[: SUBJECT_MAX - 1] + "…"
+        body = render.history_text(
+            request.description or conv.description,
+            [(h.text, h.author, h.timestamp) for h in request.history],
+        )
+        # Built only from the request and the conversation, so a retry sends the same bytes.
+        ticket: Json = {
+            "subject": subject,
+            "comment": {"body": body, "public": True},
+            "external_id": conv.id,
+            "tags": [TAG],
+        }
+        if request.requester is not None and request.requester.helpdesk_id:
+            ticket["requester_id"] = _int_id(request.requester.helpdesk_id, "requester")
+        try:
+            data = self.client.call(
+                "POST",
+                "/api/v2/tickets",
+                what="Zendesk create ticket",
+                body={"ticket": ticket},
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        except PermanentError as exc:
+            # Same key, different body (the requester became known in between): the first
+            # request created the ticket.
+            if "idempot" in (exc.response or "").lower() and (found := self._find_ticket(conv.id)):
+                return found
+            raise
+        tid = (data.get("ticket") or {}).get("id")
+        if not isinstance(tid, int):
+            raise PermanentError("Zendesk create ticket: no ticket id in the answer")
+        self._remember_audit(str(tid), data)
+        return str(tid)
+
+    def _find_ticket(self, external_id: str) -> str | None:
+        data = self.client.call(
+            "GET",
+            "/api/v2/tickets",
+            what="Zendesk find ticket by external_id",
+            params={"external_id": external_id},
+        )
+        ids = [
+            t["id"]
+            for t in data.get("tickets") or []
+            if t.get("external_id") == external_id and isinstance(t.get("id"), int)
+        ]
+        return str(min(ids)) if ids else None
+
+    def append_messages(
+        self,
+        conv: Conversation,
+        author: Author,
+        messages: Sequence[OutboundMessage],
+        *,
+        maybe_applied: bool,
+    ) -> None:
+        tid = self._ticket_id(conv)
+        rendered = render.render_all([(m.message_type, m.payload) for m in messages])
+        ticket: Json = {}
+        comment: Json = {"public": True}
+        if author.kind == "end_user":
+            if author.user is None:
+                raise PermanentError("an end-user message came without its user record")
+            author_id = author.user.helpdesk_id or self.upsert_user(
+                author.user, maybe_applied=maybe_applied
+            )
+            comment["author_id"] = _int_id(author_id, "end user")
+            if not conv.requester:
+                ticket["requester_id"] = comment["author_id"]
+        else:
+            author_id = self.api_user_id()
+            rendered.text = f"{render.BOT_PREFIX} {rendered.text}"
+        if maybe_applied and self._already_commented(tid, author_id, rendered):
+            return
+        uploads, failed = self._attach(rendered.files)
+        comment["body"] = rendered.body(failed)
+        if uploads:
+            comment["uploads"] = uploads
+        ticket["comment"] = comment
+        data = self.client.call(
+            "PUT", f"/api/v2/tickets/{tid}", what="Zendesk add comment", body={"ticket": ticket}
+        )
+        self._remember_audit(tid, data)
+
+    def _already_commented(self, tid: str, author_id: str, rendered: render.Rendered) -> bool:
+        """A comment with this text by this author is among the ticket's latest ones."""
+        wanted = render.normalize(rendered.body())
+        data = self.client.call(
+            "GET",
+            f"/api/v2/tickets/{tid}/comments",
+            what="Zendesk list comments",
+            params={"sort": "-created_at", "page[size]": COMMENTS_PAGE},
+        )
+        for c in data.get("comments") or []:
+            if str(c.get("author_id")) != author_id:
+                continue
+            body = str(c.get("body") or "")
+            for ref in rendered.files:
+                body = body.replace(ref.fallback, "")
+            if render.normalize(body) == wanted:
+                if isinstance(c.get("id"), int):
+                    self.state.remember_written(tid, [c["id"]])
+                return True
+        return False
+
+    def _attach(self, files: Sequence[render.FileRef]) -> tuple[list[str], set[int]]:
+        """Upload each file; returns the upload tokens and the indexes that fell back to links."""
+        token = ""
+        failed: set[int] = set()
+        for i, ref in enumerate(files):
+            got = self._download(ref)
+            if got is None:
+                failed.add(i)
+                continue
+            content, content_type = got
+            params: dict[str, str | int] = {"filename": ref.name}
+            if token:
+                params["token"] = token  # several files share one upload token
+            try:
+                data = self.client.call(
+                    "POST",
+                    "/api/v2/uploads",
+                    what="Zendesk upload",
+                    params=params,
+                    data=content,
+                    headers={"Content-Type": content_type},
+                )
+            except PermanentError as exc:
+                log.warning("zendesk: upload of %s refused (%s); linking it", ref.name, exc.reason)
+                failed.add(i)
+                continue
+            token = str((data.get("upload") or {}).get("token") or token)
+            if not token:
+                failed.add(i)
+        return ([token] if token else []), failed
+
+    def _download(self, ref: render.FileRef) -> tuple[bytes, str] | None:
+        limit = self.config.max_attachment_bytes
+        if urlparse(ref.url).scheme not in ("http", "https"):
+            return None
+        try:
+            with self.downloads.get(ref.url, stream=True, timeout=self.settings.http_timeout) as r:
+                if r.status_code != 200:
+                    log.warning("zendesk: download of %s: HTTP %s", ref.name, r.status_code)
+                    return None
+                declared = r.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    log.warning("zendesk: %s is over %d bytes; linking it", ref.name, limit)
+                    return None
+                buf = bytearray()
+                for chunk in r.iter_content(64 * 1024):
+                    buf += chunk
+                    if len(buf) > limit:
+                        log.warning("zendesk: %s is over %d bytes; linking it", ref.name, limit)
+                        return None
+                content_type = r.headers.get("Content-Type", "").split(";")[0].strip()
+        except requests.RequestException as exc:
+            log.warning("zendesk: download of %s failed (%s)", ref.name, type(exc).__name__)
+            return None
+        if not content_type or content_type == "application/octet-stream":
+            content_type = mimetypes.guess_type(ref.name)[0] or "application/octet-stream"
+        return bytes(buf), content_type
+
+    def close_ticket(self, conv: Conversation, *, event_id: str, maybe_applied: bool) -> None:
+        tid = self._ticket_id(conv)
+        ticket = self._ticket(tid)[0]
+        if ticket.get("status") in ENDED:
+            return  # already ended: by an agent, or by an earlier attempt of this close
+        update: Json = {"status": "solved", "comment": {"body": CLOSE_NOTE, "public": False}}
+        if not ticket.get("assignee_id"):
+            # Zendesk refuses `solved` without an assignee.
+            update["assignee_id"] = _int_id(self.api_user_id(), "API user")
+        # Flagged first, so the solve this causes is never reported back as an agent's.
+        self.state.mark_closed_by_bridge(tid)
+        try:
+            data = self.client.call(
+                "PUT",
+                f"/api/v2/tickets/{tid}",
+                what="Zendesk solve ticket",
+                body={"ticket": update},
+            )
+        except PermanentError:
+            self.state.clear_closed_by_bridge(tid)
+            raise
+        self._remember_audit(tid, data)
+
+    # -- Zendesk -> Botpress ------------------------------------------------------------
+    def changes_since(self, conv: Conversation, cursor: str) -> Changes:
+        tid = self._ticket_id(conv)
+        cur = Cursor.parse(cursor)
+        ticket, users = self._ticket(tid)
+        comments, comment_users = self._comments(tid)
+        users.update(comment_users)
+        me = self.api_user_id()
+        written = self.state.written(tid)
+        requester = str(ticket.get("requester_id") or "")
+        first_id = comments[0]["id"] if comments else 0
+
+        items: list[Change] = []
+        assignee = str(ticket.get("assignee_id") or "")
+        if assignee and assignee != cur.assignee and assignee != me:
+            items.append(AgentAssigned(agent_id=assignee, agent_name=_name(users, assignee)))
+
+        last = cur.comment_id
+        for c in comments:
+            cid = c["id"]
+            if cid <= cur.comment_id:
+                continue
+            last = max(last, cid)
+            author = str(c.get("author_id") or "")
+            if (
+                not c.get("public", True)
+                or cid in written
+                or cid == first_id  # the description the bridge wrote at creation
+                or author in (me, requester, "")
+                or (users.get(author) or {}).get("role") == "end-user"
+            ):
+                continue
+            items += _agent_messages(c, author, _name(users, author))
+
+        ended = ticket.get("status") in ENDED
+        if ended and not cur.closed and not self.state.closed_by_bridge(tid):
+            items.append(TicketClosed())
+        return Changes(items=items, cursor=Cursor(last, assignee, ended).dump())
+
+    def _ticket(self, tid: str) -> tuple[Json, dict[str, Json]]:
+        data = self.client.call(
+            "GET", f"/api/v2/tickets/{tid}", what="Zendesk show ticket", params={"include": "users"}
+        )
+        ticket = data.get("ticket")
+        if not isinstance(ticket, dict):
+            raise TransientError("Zendesk show ticket: no ticket in the answer")
+        return ticket, _users(data)
+
+    def _comments(self, tid: str) -> tuple[list[Json], dict[str, Json]]:
+        """Every comment of the ticket, oldest first, with the users who wrote them."""
+        comments: list[Json] = []
+        users: dict[str, Json] = {}
+        params: dict[str, str | int] = {"page[size]": COMMENTS_PAGE, "include": "users"}
+        for _ in range(MAX_COMMENT_PAGES):
+            data = self.client.call(
+                "GET",
+                f"/api/v2/tickets/{tid}/comments",
+                what="Zendesk list comments",
+                params=params,
+            )
+            comments += [c for c in data.get("comments") or [] if isinstance(c.get("id"), int)]
+            users.update(_users(data))
+            meta = data.get("meta") or {}
+            after = meta.get("after_cursor")
+            if not meta.get("has_more") or not after:
+                break
+            params = {**params, "page[after]": str(after)}
+        comments.sort(key=lambda c: (str(c.get("created_at") or ""), c["id"]))
+        return comments, users
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        return webhook.verify(headers, body, secret=self.config.webhook_secret, now=self.clock())
+
+    def changed_tickets(self) -> list[str] | None:
+        """Bridge tickets changed since the last poll, from the incremental ticket export.
+
+        None (ring every open conversation) on the first poll, and when the export is
+        refused (it is for admins only).
+        """
+        cursor = self.state.export_cursor()
+        params: dict[str, str | int]
+        if cursor:
+            params = {"cursor": cursor}
+        else:
+            params = {"start_time": int(self.clock() - max(2 * self.poll_interval, 300))}
+        ids: list[str] = []
+        for _ in range(EXPORT_PAGES):
+            try:
+                data = self.client.call(
+                    "GET",
+                    "/api/v2/incremental/tickets/cursor.json",
+                    what="Zendesk incremental ticket export",
+                    params=params,
+                )
+            except PermanentError as exc:
+                log.warning(
+                    "zendesk: incremental export refused (%s); polling every open ticket",
+                    exc.reason,
+                )
+                return None
+            for t in data.get("tickets") or []:
+                tid = str(t.get("id", ""))
+                if tid and tid not in ids and self.store.conversation_for_ticket(tid):
+                    ids.append(tid)
+            after = data.get("after_cursor")
+            if after:
+                self.state.set_export_cursor(str(after))
+                params = {"cursor": str(after)}
+            if data.get("end_of_stream", True) or not after:
+                break
+        return ids if cursor else None
+
+    def check(self) -> list[str]:
+        problems: list[str] = []
+        try:
+            user = (
+                self.client.call("GET", "/api/v2/users/me", what="Zendesk users/me").get("user")
+                or {}
+            )
+        except DeliveryError as exc:
+            detail = f": {exc.response[:300]}" if exc.response else ""
+            return [
+                f"Zendesk at {self.config.base_url} refused the credentials ({exc.reason}){detail}"
+            ]
+        if not user.get("id"):
+            problems.append(
+                f"Zendesk at {self.config.base_url} answered as the anonymous user: "
+                "the credentials were not accepted"
+            )
+        elif user.get("role") not in ("agent", "admin"):
+            problems.append(
+                f"the Zendesk API user {user.get('email', '')} is {user.get('role')!r}; "
+                "it must be an agent or admin"
+            )
+        if not self.config.webhook_secret:
+            tail = (
+                f"agent replies arrive only by polling every {self.poll_interval:g}s"
+                if self.poll_interval
+                else "and polling is off: agent replies never arrive"
+            )
+            problems.append(
+                f"ZENDESK_WEBHOOK_SECRET is not set (run `hitl-bridge zendesk setup`); {tail}"
+            )
+        return problems
+
+    # -- helpers ------------------------------------------------------------------------
+    def _ticket_id(self, conv: Conversation) -> str:
+        if not conv.ticket_id:
+            raise TransientError(f"conversation {conv.id} has no Zendesk ticket yet")
+        return conv.ticket_id
+
+    def _remember_audit(self, tid: str, data: Json) -> None:
+        """Record the comments an update created (their ids are the audit's Comment events)."""
+        events = (data.get("audit") or {}).get("events") or []
+        self.state.remember_written(
+            tid,
+            [
+                e["id"]
+                for e in events
+                if e.get("type") == "Comment" and isinstance(e.get("id"), int)
+            ],
+        )
+
+
+def _users(data: Json) -> dict[str, Json]:
+    return {str(u["id"]): u for u in data.get("users") or [] if isinstance(u, dict) and "id" in u}
+
+
+def _name(users: Mapping[str, Json], uid: str) -> str:
+    return str((users.get(uid) or {}).get("name") or "")
+
+
+def _agent_messages(comment: Json, author: str, name: str) -> list[AgentMessage]:
+    """An agent's public comment as Botpress messages: its text, then each attachment."""
+    out: list[AgentMessage] = []
+    text = str(comment.get("plain_body") or comment.get("body") or "").strip()
+    if text:
+        out.append(AgentMessage(author, "text", {"text": text}, name))
+    for a in comment.get("attachments") or []:
+        url = a.get("content_url")
+        if not url:
+            continue
+        payload: dict[str, Any]
+        if str(a.get("content_type", "")).startswith("image/"):
+            out.append(AgentMessage(author, "image", {"imageUrl": url}, name))
+        else:
+            payload = {"fileUrl": url, "title": str(a.get("file_name") or "")}
+            out.append(AgentMessage(author, "file", payload, name))
+    return out

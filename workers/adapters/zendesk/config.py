@@ -1,0 +1,143 @@
+"""The Zendesk adapter's environment variables, read and checked in one place."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlparse
+
+from bridge.errors import ConfigError
+
+DEFAULT_POLL_INTERVAL = 60.0
+DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+# Zendesk accepts 300 < expires_in < 172800 for grant-type tokens.
+DEFAULT_OAUTH_TOKEN_TTL = 7200
+OAUTH_SCOPE = "read write"
+_SUBDOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+AuthKind = Literal["api_token", "oauth_token", "oauth_client"]
+
+
+@dataclass(frozen=True)
+class ZendeskConfig:
+    """Where Zendesk is and how the bridge authenticates to it."""
+
+    base_url: str
+    auth: AuthKind
+    email: str = ""
+    api_token: str = ""
+    oauth_token: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    webhook_secret: str = ""
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    oauth_token_ttl: int = DEFAULT_OAUTH_TOKEN_TTL
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> ZendeskConfig:
+        """Build the configuration; raises ConfigError listing every problem."""
+        problems = config_problems(environ)
+        if problems:
+            raise ConfigError(problems)
+        env = _clean(environ)
+        if env.get("ZENDESK_OAUTH_CLIENT_ID"):
+            auth: AuthKind = "oauth_client"
+        elif env.get("ZENDESK_OAUTH_TOKEN"):
+            auth = "oauth_token"
+        else:
+            auth = "api_token"
+        return cls(
+            base_url=_base_url(env),
+            auth=auth,
+            email=env.get("ZENDESK_EMAIL", ""),
+            api_token=env.get("ZENDESK_API_TOKEN", ""),
+            oauth_token=env.get("ZENDESK_OAUTH_TOKEN", ""),
+            client_id=env.get("ZENDESK_OAUTH_CLIENT_ID", ""),
+            client_secret=env.get("ZENDESK_OAUTH_CLIENT_SECRET", ""),
+            webhook_secret=env.get("ZENDESK_WEBHOOK_SECRET", ""),
+            poll_interval=float(env.get("ZENDESK_POLL_INTERVAL") or DEFAULT_POLL_INTERVAL),
+            max_attachment_bytes=int(
+                env.get("ZENDESK_MAX_ATTACHMENT_BYTES") or DEFAULT_MAX_ATTACHMENT_BYTES
+            ),
+            oauth_token_ttl=int(env.get("ZENDESK_OAUTH_TOKEN_TTL") or DEFAULT_OAUTH_TOKEN_TTL),
+        )
+
+
+def _clean(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v.strip() for k, v in environ.items() if k.startswith("ZENDESK_")}
+
+
+def _base_url(env: Mapping[str, str]) -> str:
+    url = env.get("ZENDESK_URL", "")
+    if url:
+        return url.rstrip("/")
+    return f"https://{env['ZENDESK_SUBDOMAIN'].lower()}.zendesk.com"
+
+
+def config_problems(environ: Mapping[str, str]) -> list[str]:
+    """One clear line per problem in the ZENDESK_* variables."""
+    env = _clean(environ)
+    problems: list[str] = []
+
+    url, sub = env.get("ZENDESK_URL", ""), env.get("ZENDESK_SUBDOMAIN", "")
+    if url:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            problems.append(f"ZENDESK_URL must be an http(s) URL ({url!r})")
+    elif sub:
+        if not _SUBDOMAIN_RE.match(sub.lower()):
+            problems.append(
+                f"ZENDESK_SUBDOMAIN must be the bare subdomain, e.g. 'acme' for "
+                f"acme.zendesk.com ({sub!r})"
+            )
+    else:
+        problems.append(
+            "ZENDESK_SUBDOMAIN (e.g. 'acme' for acme.zendesk.com) or ZENDESK_URL must be set"
+        )
+
+    email, token = env.get("ZENDESK_EMAIL", ""), env.get("ZENDESK_API_TOKEN", "")
+    bearer = env.get("ZENDESK_OAUTH_TOKEN", "")
+    cid, csecret = (
+        env.get("ZENDESK_OAUTH_CLIENT_ID", ""),
+        env.get("ZENDESK_OAUTH_CLIENT_SECRET", ""),
+    )
+    if bool(cid) != bool(csecret):
+        problems.append(
+            "ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET go together: "
+            "set both or neither"
+        )
+    if bool(email) != bool(token) and not (cid and csecret) and not bearer:
+        problems.append("ZENDESK_EMAIL and ZENDESK_API_TOKEN go together: set both or neither")
+    if not (email or token or bearer or cid or csecret):
+        problems.append(
+            "no Zendesk credentials: set ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET "
+            "(recommended), or ZENDESK_OAUTH_TOKEN, or ZENDESK_EMAIL + ZENDESK_API_TOKEN"
+        )
+
+    def number(name: str, minimum: float, maximum: float | None = None) -> None:
+        raw = env.get(name, "")
+        if not raw:
+            return
+        try:
+            value = float(raw)
+        except ValueError:
+            problems.append(f"{name}={raw!r} is not a number")
+            return
+        if value != value or value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum:g}" if maximum is not None else ""
+            problems.append(f"{name}={raw!r} must be at least {minimum:g}{upper}")
+
+    def integer(name: str, minimum: int, maximum: int) -> None:
+        raw = env.get(name, "")
+        if raw and not raw.isdigit():
+            problems.append(f"{name}={raw!r} is not a whole number")
+        else:
+            number(name, minimum, maximum)
+
+    number("ZENDESK_POLL_INTERVAL", 0)
+    integer("ZENDESK_MAX_ATTACHMENT_BYTES", 1, 50 * 1024 * 1024)
+    integer("ZENDESK_OAUTH_TOKEN_TTL", 301, 172_799)
+    return problems
