@@ -170,6 +170,16 @@ def cmd_conversations(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- zendesk ----------------------------------------------------------------------------
+def cmd_zendesk(args: argparse.Namespace) -> int:
+    """Create (idempotently) the Zendesk webhook and trigger that ring the bridge's doorbell."""
+    from workers.adapters.zendesk.setup import setup
+
+    settings = Settings.from_env()
+    print(setup(settings, args.public_url.rstrip("/")))
+    return 0
+
+
 # -- dev --------------------------------------------------------------------------------
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run web, worker and beat from the Procfile in the foreground."""
@@ -226,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     for action in ("show", "replay", "purge"):
         dsub.add_parser(action).add_argument("id", help="a dead-letter id, or 'all'")
     dlq.set_defaults(func=cmd_dlq)
+
+    zendesk = sub.add_parser("zendesk", help="Zendesk account set-up")
+    zsub = zendesk.add_subparsers(dest="action", required=True)
+    zsetup = zsub.add_parser("setup", help="create the webhook and trigger in Zendesk")
+    zsetup.add_argument(
+        "public_url", help="the bridge's public base URL, e.g. https://bridge.example.com"
+    )
+    zendesk.set_defaults(func=cmd_zendesk)
 
     conv = sub.add_parser("conversations", help="inspect a conversation")
     csub = conv.add_subparsers(dest="action", required=True)

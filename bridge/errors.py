@@ -23,9 +23,12 @@ class ConfigError(BridgeError):
 class DeliveryError(BridgeError):
     """Sending an event to a helpdesk or to Botpress failed."""
 
-    def __init__(self, reason: str, *, response: str | None = None) -> None:
+    def __init__(
+        self, reason: str, *, response: str | None = None, status: int | None = None
+    ) -> None:
         self.reason = reason
         self.response = response
+        self.status = status  # the HTTP status that caused it, when there was one
         super().__init__(reason)
 
 
@@ -33,9 +36,14 @@ class TransientError(DeliveryError):
     """Worth retrying: timeouts, connection errors, 5xx, 429, a dependency not ready yet."""
 
     def __init__(
-        self, reason: str, *, response: str | None = None, retry_after: float | None = None
+        self,
+        reason: str,
+        *,
+        response: str | None = None,
+        retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
-        super().__init__(reason, response=response)
+        super().__init__(reason, response=response, status=status)
         self.retry_after = retry_after
 
 

@@ -44,11 +44,14 @@ def raise_for_status(resp: requests.Response, what: str) -> None:
     reason = f"{what}: HTTP {resp.status_code}"
     if resp.status_code == 429 or resp.status_code >= 500:
         raise TransientError(
-            reason, response=body, retry_after=parse_retry_after(resp.headers.get("Retry-After"))
+            reason,
+            response=body,
+            status=resp.status_code,
+            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
         )
     if resp.status_code == 408:
-        raise TransientError(reason, response=body)
-    raise PermanentError(reason, response=body)
+        raise TransientError(reason, response=body, status=408)
+    raise PermanentError(reason, response=body, status=resp.status_code)
 
 
 def request(

@@ -124,7 +124,7 @@ class ZendeskClient:
                 )
             except PermanentError as exc:
                 # A fetched token can be revoked before it expires: fetch a new one once.
-                if self.config.auth == "oauth_client" and exc.reason.endswith("HTTP 401"):
+                if self.config.auth == "oauth_client" and exc.status == 401:
                     self._forget_token()
                     if attempt == 1:
                         continue
