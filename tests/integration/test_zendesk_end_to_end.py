@@ -83,7 +83,8 @@ def test_webhook_rings_and_replies_arrive_once_in_order(
         "I want my money back\n\nIt was order 42",
         "🤖 Bot: An agent will answer shortly",
     ]
-    assert str(zendesk.tickets[tid]["requester_id"]) != ""
+    requester = zendesk.users[zendesk.tickets[tid]["requester_id"]]
+    assert (requester["external_id"], requester["name"]) == (uid, "Ada")
 
     alice = zendesk.add_agent("Alice", "alice@example.com")
     zendesk.assign(tid, alice)
@@ -150,7 +151,7 @@ def test_zendesk_rate_limit_is_waited_out(
 ) -> None:
     workers(**zendesk_env)
     zendesk.fail_next(1, 429, retry_after=1)
-    _, cid, tid = start(zbridge, zendesk)
+    _, cid, _ = start(zbridge, zendesk)
     # The refused call was made again (after Retry-After), and the flow went on.
     first = zendesk.requests[0]
     assert any((r.method, r.path) == (first.method, first.path) for r in zendesk.requests[1:])
