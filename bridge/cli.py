@@ -27,17 +27,9 @@ def _runtime(args: argparse.Namespace) -> Any:
 # -- check ------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate configuration, reach Redis, and verify the helpdesk's credentials."""
-    from workers.adapters import adapter_class
+    from workers.adapters import settings_or_exit
 
-    try:
-        settings = Settings.from_env()
-        problems = adapter_class(settings.helpdesk).config_problems(settings.environ)
-    except ConfigError as exc:
-        problems = exc.problems
-    if problems:
-        for line in problems:
-            print(f"configuration error: {line}")
-        return 2
+    settings = settings_or_exit()
     rt = _runtime(args)
     try:
         rt.store.ping()

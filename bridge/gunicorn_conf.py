@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
@@ -20,16 +19,6 @@ errorlog = "-"
 
 def on_starting(server: Any) -> None:
     """Refuse to start on invalid configuration, one line per problem."""
-    from bridge.config import Settings
-    from bridge.errors import ConfigError
-    from workers.adapters import adapter_class
+    from workers.adapters import settings_or_exit
 
-    try:
-        settings = Settings.from_env()
-        problems = adapter_class(settings.helpdesk).config_problems(settings.environ)
-    except ConfigError as exc:
-        problems = exc.problems
-    if problems:
-        for line in problems:
-            print(f"configuration error: {line}", file=sys.stderr)
-        sys.exit(2)
+    settings_or_exit()

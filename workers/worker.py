@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
-from bridge.config import Settings
-from bridge.errors import ConfigError
 from bridge.logs import configure as configure_logging
 from bridge.storage import Store, connect
 from workers import adapters
@@ -15,21 +11,7 @@ from workers.context import Context
 from workers.retry import RetryPolicy
 from workers.tasks import register
 
-
-def _settings() -> Settings:
-    try:
-        settings = Settings.from_env()
-        problems = adapters.adapter_class(settings.helpdesk).config_problems(settings.environ)
-    except ConfigError as exc:
-        problems = exc.problems
-    if problems:
-        for line in problems:
-            print(f"configuration error: {line}", file=sys.stderr)
-        raise SystemExit(2)
-    return settings
-
-
-settings = _settings()
+settings = adapters.settings_or_exit()
 configure_logging(settings.log_level)
 _probe = Store(
     connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs), settings.key_prefix

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
@@ -39,6 +41,27 @@ def adapter_class(name: str) -> type[Helpdesk]:
     if not (isinstance(cls, type) and issubclass(cls, Helpdesk)):
         raise ConfigError([f"{target} is not a Helpdesk adapter"])
     return cls
+
+
+def validated_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings with the chosen helpdesk's variables checked too; ConfigError lists all problems."""
+    from bridge.config import Settings
+
+    settings = Settings.from_env(environ)
+    problems = adapter_class(settings.helpdesk).config_problems(settings.environ)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def settings_or_exit() -> Settings:
+    """For a process starting up: valid settings, or one line per problem and exit code 2."""
+    try:
+        return validated_settings()
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"configuration error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def load(settings: Settings, store: Store) -> Helpdesk:
