@@ -8,7 +8,7 @@ from bridge.config import Settings
 from bridge.logs import configure as configure_logging
 from bridge.runtime import Runtime
 from bridge.storage import Store, connect
-from bridge.web import EXTENSION, botpress, errors, health, webhooks
+from bridge.web import EXTENSION, admin, botpress, errors, health, webhooks
 from bridge.web import metrics as web_metrics
 
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(health.blueprint)
     app.register_blueprint(botpress.blueprint)
     app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(admin.blueprint)
     web_metrics.init_app(app, runtime.store)
     extra = runtime.helpdesk.blueprint()
     if extra is not None:
