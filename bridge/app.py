@@ -6,6 +6,7 @@ from flask import Flask
 
 from bridge.config import Settings
 from bridge.logs import configure as configure_logging
+from bridge.logs import secrets_of
 from bridge.runtime import Runtime
 from bridge.storage import Store, connect
 from bridge.web import EXTENSION, admin, botpress, errors, health, webhooks
@@ -42,5 +43,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     extra = runtime.helpdesk.blueprint()
     if extra is not None:
         app.register_blueprint(extra)
-    configure_logging(runtime.settings.log_level)
+    configure_logging(runtime.settings.log_level, redact=secrets_of(runtime.settings))
     return app

@@ -7,6 +7,7 @@ import sys
 from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.logs import configure as configure_logging
+from bridge.logs import secrets_of
 from bridge.storage import Store, connect
 from workers import adapters
 from workers.botpress import Botpress
@@ -30,7 +31,7 @@ def _settings() -> Settings:
 
 
 settings = _settings()
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, redact=secrets_of(settings))
 _probe = Store(
     connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs), settings.key_prefix
 )
