@@ -112,6 +112,9 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             print(f"... {total} in all; see more with --offset {args.offset + len(letters)}")
         return 0
     ids = [d.id for d in store.dead_letters(limit=100_000)] if args.id == "all" else [args.id]
+    if args.action == "replay":
+        # Each replay goes to the head of its stream: newest first restores the order.
+        ids.reverse()
     for dlq_id in ids:
         if args.action == "show":
             d = store.get_dead_letter(dlq_id)

@@ -212,3 +212,22 @@ def test_cli_and_api_show_the_same_conversation(
     assert code == 0
     assert json.loads(out) == json_of(api(client, "GET", "/conversations/c_1"))
     assert run_cli("conversations", "show", "c_nope")[0] == 1
+
+
+def test_cli_replay_all_restores_each_conversations_order(
+    ctx: Context, run_cli: Any, published: Published
+) -> None:
+    a = dead_lettered_conversation(ctx, "c_a")
+    b = dead_lettered_conversation(ctx, "c_b")
+    code, out = run_cli("dlq", "replay", "all")
+    assert code == 0 and out.count("replayed") == 6
+    for stream in (a, b):
+        assert [e.kind for e in ctx.store.peek(stream, 5)] == [
+            ev.CONVERSATION_CREATE,
+            ev.MESSAGE,
+            ev.MESSAGE,
+        ]
+        assert [e.data["payload"]["text"] for e in ctx.store.peek(stream, 5)[1:]] == [
+            "first",
+            "second",
+        ]
