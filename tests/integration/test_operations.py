@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -170,3 +171,36 @@ def test_flower_runs_only_behind_its_password(bridge_env: dict[str, str], tmp_pa
         assert "flower-password-1" not in " ".join(os.popen(f"ps -o args= -p {flower.proc.pid}"))
     finally:
         flower.stop(timeout=20)
+
+
+def test_an_idle_conversation_with_a_full_history_stays_under_2_kib(redis_url: str) -> None:
+    """Measured on a real Redis: MEMORY USAGE of everything one closed conversation keeps."""
+    import redis as redis_lib
+
+    from bridge import events as ev
+    from bridge.storage import Conversation, Store
+
+    r = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    store = Store(r)
+    cid = "c_" + "J" * 16
+    store.create_conversation(
+        Conversation(cid, time.time(), title="Refund please", description="Order 42"),
+        ev.Event(ev.CONVERSATION_CREATE, f"hd:{cid}", {}),
+    )
+    for i in range(60):
+        stream = f"bp:{cid}" if i % 2 else f"hd:{cid}"
+        if i:
+            store.append(ev.Event(ev.AGENT_MESSAGE if i % 2 else ev.MESSAGE, stream, {}))
+        token = store.acquire_lease(stream, 10)
+        assert token
+        e = store.peek(stream, 1)[0]
+        head = store.begin(stream, token, e.id, 10, time.time())
+        index = (store.key("ticket", "T-123456"), cid) if i == 0 else None
+        store.ack(stream, token, e.id, 1, delivered=[e], attempts=head.attempts, index=index)
+        store.release_lease(stream, token)
+    store.close_conversation(cid)
+    keys = [k for k in r.keys("*") if cid in k or k.endswith("T-123456")]
+    keys = [k for k in keys if not k.startswith(store.key("kick"))]  # expire within 30 s
+    assert store.key("hist", cid) in keys and len(store.history(cid)) == 20
+    used = sum(int(r.memory_usage(k) or 0) for k in keys)
+    assert used < 2048, {k: r.memory_usage(k) for k in keys}
