@@ -6,9 +6,11 @@ from flask import Flask
 
 from bridge.config import Settings
 from bridge.logs import configure as configure_logging
+from bridge.logs import secrets_of
 from bridge.runtime import Runtime
 from bridge.storage import Store, connect
-from bridge.web import EXTENSION, botpress, errors, health, webhooks
+from bridge.web import EXTENSION, admin, botpress, errors, health, webhooks
+from bridge.web import metrics as web_metrics
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -36,8 +38,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(health.blueprint)
     app.register_blueprint(botpress.blueprint)
     app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(admin.blueprint)
+    web_metrics.init_app(app, runtime.store)
     extra = runtime.helpdesk.blueprint()
     if extra is not None:
         app.register_blueprint(extra)
-    configure_logging(runtime.settings.log_level)
+    configure_logging(runtime.settings.log_level, redact=secrets_of(runtime.settings))
     return app

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bridge import reports
 from bridge.config import Settings
 from bridge.errors import ConfigError
 
@@ -91,28 +92,28 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     rt = _runtime(args)
     store = rt.store
     if args.action == "list":
-        for d in store.dead_letters(limit=args.limit):
+        letters = store.dead_letters(limit=args.limit, offset=args.offset)
+        if args.json:
+            _out([reports.dead_letter_summary(d) for d in letters])
+            return 0
+        for d in letters:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d.at))
             print(f"{d.id}  {when}  {d.stream}  {d.event.kind}  attempts={d.attempts}  {d.reason}")
+        total = store.count_dead_letters()
+        if args.offset + len(letters) < total:
+            print(f"... {total} in all; see more with --offset {args.offset + len(letters)}")
         return 0
     ids = [d.id for d in store.dead_letters(limit=100_000)] if args.id == "all" else [args.id]
+    if args.action == "replay":
+        # Each replay goes to the head of its stream: newest first restores the order.
+        ids.reverse()
     for dlq_id in ids:
         if args.action == "show":
             d = store.get_dead_letter(dlq_id)
             if d is None:
                 print(f"no dead letter {dlq_id}")
                 return 1
-            _out(
-                {
-                    "id": d.id,
-                    "stream": d.stream,
-                    "reason": d.reason,
-                    "response": d.response,
-                    "attempts": d.attempts,
-                    "at": d.at,
-                    "event": json.loads(d.event.to_json()),
-                }
-            )
+            _out(reports.dead_letter_detail(d))
         elif args.action == "replay":
             stream = store.replay(dlq_id, lease_seconds=rt.settings.lease_seconds)
             if stream is None:
@@ -130,35 +131,11 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 # -- conversations ----------------------------------------------------------------------
 def cmd_conversations(args: argparse.Namespace) -> int:
-    from bridge import events as ev
-
-    rt = _runtime(args)
-    store = rt.store
-    conv = store.conversation(args.id)
-    if conv is None:
+    report = reports.conversation_report(_runtime(args), args.id)
+    if report is None:
         print(f"no conversation {args.id}")
         return 1
-    streams = {
-        kind: ev.stream(kind, conv.id) for kind in (ev.TO_HELPDESK, ev.INBOUND, ev.TO_BOTPRESS)
-    }
-    _out(
-        {
-            "conversation": conv.__dict__,
-            "helpdesk": rt.settings.helpdesk,
-            "waiting": {
-                name: {
-                    "events": [json.loads(e.to_json()) for e in store.peek(s, 100)],
-                    "head": store.head_state(s),
-                }
-                for name, s in streams.items()
-            },
-            "dead_letters": [
-                {"id": d.id, "stream": d.stream, "kind": d.event.kind, "reason": d.reason}
-                for d in store.dead_letters(limit=100_000)
-                if d.stream in streams.values()
-            ],
-        }
-    )
+    _out(report)
     return 0
 
 
@@ -224,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dlq = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
     dsub = dlq.add_subparsers(dest="action", required=True)
-    dsub.add_parser("list").add_argument("--limit", type=int, default=100)
+    dlist = dsub.add_parser("list")
+    dlist.add_argument("--limit", type=int, default=100)
+    dlist.add_argument("--offset", type=int, default=0)
+    dlist.add_argument("--json", action="store_true", help="one JSON array, as the API answers")
     for action in ("show", "replay", "purge"):
         dsub.add_parser(action).add_argument("id", help="a dead-letter id, or 'all'")
     dlq.set_defaults(func=cmd_dlq)

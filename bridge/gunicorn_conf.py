@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import tempfile
 from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
@@ -16,9 +19,33 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 
+# Prometheus multiprocess mode: each gunicorn worker writes its counters to files in this
+# directory and /metrics adds them up, whichever worker answers the scrape. It must be in
+# the environment before any worker imports prometheus_client, hence here, at config load.
+_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hitl-prometheus-")
+
 
 def on_starting(server: Any) -> None:
     """Refuse to start on invalid configuration, one line per problem."""
     from workers.adapters import settings_or_exit
 
     settings_or_exit()
+    # Counters left by a previous run would be added to this one's.
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(metrics_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(metrics_dir, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: its live gauges must stop counting (its counters stay summed)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -17,6 +17,11 @@ Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/e
     P:bpconv:<bpcid>    string  Botpress conversation id -> conversation id (resolution cache)
     P:dlq               hash    dead-letter id -> JSON (event, stream, reason, response, attempts)
     P:dlq:order         zset    dead-letter id by time
+    P:stats             hash    system-wide delivery counters and latency buckets, written by
+                                the ack/defer/dead-letter scripts (fields: bridge/stats.py)
+    P:hist:<cid>        list    the conversation's last HISTORY_CAP delivery outcomes, compact
+                                `at|outcome|attempts|stream kind|event kind|event id` strings
+                                (bridge/stats.py), written by the ack/dead-letter scripts
     P:adapter:<name>:*  any     owned by that helpdesk adapter (e.g. the inbox's tickets)
 
 Writes that must happen together are single Lua scripts, so a crash between two commands
@@ -34,7 +39,8 @@ from typing import Any, cast
 
 import redis
 
-from bridge.events import Event
+from bridge import stats
+from bridge.events import Event, split_stream
 
 KICK_TTL_MS = 30_000
 
@@ -93,9 +99,12 @@ return {status, attempts, crashes, s['first_failed'] or '0', '0'}
 """
 
 # Consume the first n events (delivered) and append what they produced, atomically.
-# KEYS: queue, head, lease, pending, due, record, index, then (out queue, out kick) pairs
+# KEYS: queue, head, lease, pending, due, record, index, stats, history,
+#       then (out queue, out kick) pairs
 # ARGV: token, n, head id, stream, kick ttl ms, record updates (json [f, v, ...]),
-#       index value ('' for none), then (out stream, out json) pairs
+#       index value ('' for none), stats increments (json [f, n, ...]), float stats
+#       increments (json [f, x, ...]), history entries (json [...]), history cap,
+#       then (out stream, out json) pairs
 # Returns {status, kicked streams...}; status 1 ok, -1 lease lost, -2 head moved.
 _ACK = """
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {-1} end
@@ -108,9 +117,18 @@ if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[4]) en
 local updates = cjson.decode(ARGV[6])
 if #updates > 0 then redis.call('HSET', KEYS[6], unpack(updates)) end
 if ARGV[7] ~= '' then redis.call('SET', KEYS[7], ARGV[7]) end
+local incr = cjson.decode(ARGV[8])
+for i = 1, #incr, 2 do redis.call('HINCRBY', KEYS[8], incr[i], incr[i + 1]) end
+local fincr = cjson.decode(ARGV[9])
+for i = 1, #fincr, 2 do redis.call('HINCRBYFLOAT', KEYS[8], fincr[i], fincr[i + 1]) end
+local hist = cjson.decode(ARGV[10])
+if #hist > 0 then
+  redis.call('RPUSH', KEYS[9], unpack(hist))
+  redis.call('LTRIM', KEYS[9], -tonumber(ARGV[11]), -1)
+end
 local result = {1}
-local k = 8
-for i = 8, #ARGV, 2 do
+local k = 10
+for i = 12, #ARGV, 2 do
   redis.call('RPUSH', KEYS[k], ARGV[i + 1])
   redis.call('SADD', KEYS[4], ARGV[i])
   if redis.call('SET', KEYS[k + 1], '1', 'NX', 'PX', ARGV[5]) then
@@ -122,7 +140,8 @@ return result
 """
 
 # Put the head off until `due` after a transient failure.
-# KEYS: lease, head, due; ARGV: token, head id, due, error, response, now, stream
+# KEYS: lease, head, due, stats; ARGV: token, head id, due, error, response, now, stream,
+# retry counter field
 _DEFER = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then return -2 end
@@ -130,12 +149,14 @@ redis.call('HDEL', KEYS[2], 'sending')
 redis.call('HSETNX', KEYS[2], 'first_failed', ARGV[6])
 redis.call('HSET', KEYS[2], 'due', ARGV[3], 'error', ARGV[4], 'response', ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[7])
+redis.call('HINCRBY', KEYS[4], ARGV[8], 1)
 return 1
 """
 
 # Move the head event to the dead letters.
-# KEYS: queue, head, lease, pending, due, dlq, dlq order; ARGV: token, head id, stream,
-# dead-letter id, dead-letter json (without the event), now
+# KEYS: queue, head, lease, pending, due, dlq, dlq order, stats, history; ARGV: token,
+# head id, stream, dead-letter id, dead-letter json (without the event), now, dead-letter
+# counter field, history entry before and after its attempt count ('' for none), history cap
 _DEAD_LETTER = """
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
 local first = redis.call('LINDEX', KEYS[1], 0)
@@ -147,6 +168,11 @@ local attempts = redis.call('HGET', KEYS[2], 'attempts')
 entry['attempts'] = tonumber(attempts or '0')
 redis.call('HSET', KEYS[6], ARGV[4], cjson.encode(entry))
 redis.call('ZADD', KEYS[7], ARGV[6], ARGV[4])
+redis.call('HINCRBY', KEYS[8], ARGV[7], 1)
+if ARGV[8] ~= '' then
+  redis.call('RPUSH', KEYS[9], ARGV[8] .. entry['attempts'] .. ARGV[9])
+  redis.call('LTRIM', KEYS[9], -tonumber(ARGV[10]), -1)
+end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[5], ARGV[3])
 if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[3]) end
@@ -308,6 +334,11 @@ class Store:
     def user_key(self, uid: str) -> str:
         return self.key("user", uid)
 
+    def history_key(self, stream: str) -> str:
+        """The history list of the conversation `stream` belongs to (a dummy key if none)."""
+        cid = stats.conversation_of(stream)
+        return self.key("hist", cid) if cid else self.key("none")
+
     def _stream_keys(self, stream: str) -> list[str]:
         return [self.queue_key(stream), self.key("pending"), self.key("kick", stream)]
 
@@ -431,13 +462,26 @@ class Store:
         record: str = "",
         updates: Mapping[str, str] | None = None,
         index: tuple[str, str] | None = None,
+        delivered: Sequence[Event] = (),
+        attempts: int = 1,
+        now: float | None = None,
     ) -> list[str] | None:
         """Drop the first `n` events as delivered and append `outputs`, atomically.
 
         `updates` are written to the hash `record` (a full key); `index` is (key, value) to SET.
+        `delivered` are those events (counted in P:stats, with their latency at `now`, and
+        recorded in the conversation's history with `attempts`).
         Returns the output streams that need a drain task published, or None when the
         lease was lost or the head moved (nothing written).
         """
+        now = time.time() if now is None else now
+        kind, _ = split_stream(stream)
+        ints, floats = stats.delivered_increments(kind, (e.at for e in delivered), now)
+        hist = (
+            [stats.history_entry(now, stats.DELIVERED, attempts, stream, e) for e in delivered]
+            if stats.records(stream, stats.DELIVERED)
+            else []
+        )
         outs = list(outputs)
         flat: list[str] = [x for kv in (updates or {}).items() for x in kv]
         keys = [
@@ -448,6 +492,8 @@ class Store:
             self.key("due"),
             record or self.key("none"),
             index[0] if index else self.key("none"),
+            self.key("stats"),
+            self.history_key(stream),
         ]
         args: list[Any] = [
             token,
@@ -457,6 +503,10 @@ class Store:
             KICK_TTL_MS,
             json.dumps(flat),
             index[1] if index else "",
+            json.dumps([x for kv in ints.items() for x in kv]),
+            json.dumps([x for kv in floats.items() for x in kv]),
+            json.dumps(hist),
+            stats.HISTORY_CAP,
         ]
         for ev in outs:
             keys += [self.queue_key(ev.stream), self.key("kick", ev.stream)]
@@ -477,19 +527,48 @@ class Store:
         now: float,
     ) -> bool:
         r = self._defer(
-            keys=[self.key("lease", stream), self.key("head", stream), self.key("due")],
-            args=[token, head_id, repr(due), error[:2000], response[:4000], repr(now), stream],
+            keys=[
+                self.key("lease", stream),
+                self.key("head", stream),
+                self.key("due"),
+                self.key("stats"),
+            ],
+            args=[
+                token,
+                head_id,
+                repr(due),
+                error[:2000],
+                response[:4000],
+                repr(now),
+                stream,
+                stats.counter(stats.RETRIED, split_stream(stream)[0]),
+            ],
         )
         return int(r) == 1
 
     def dead_letter(
-        self, stream: str, token: str, head_id: str, reason: str, response: str, now: float
+        self,
+        stream: str,
+        token: str,
+        head_id: str,
+        reason: str,
+        response: str,
+        now: float,
+        *,
+        event: Event | None = None,
     ) -> str | None:
-        """Move the head event to the dead letters; returns the dead-letter id."""
+        """Move the head event to the dead letters; returns the dead-letter id.
+
+        `event` (the head) puts a line in its conversation's history.
+        """
         dlq_id = f"d_{head_id}"
         entry = json.dumps(
             {"stream": stream, "reason": reason[:2000], "response": response[:4000], "at": now}
         )
+        before, after = "", ""
+        if event is not None and stats.records(stream, stats.DEAD_LETTERED):
+            # The Lua script puts the attempt count (only it knows it) between the halves.
+            before, after = stats.history_halves(now, stats.DEAD_LETTERED, stream, event)
         r = self._dead_letter(
             keys=[
                 self.queue_key(stream),
@@ -499,8 +578,21 @@ class Store:
                 self.key("due"),
                 self.key("dlq"),
                 self.key("dlq", "order"),
+                self.key("stats"),
+                self.history_key(stream),
             ],
-            args=[token, head_id, stream, dlq_id, entry, repr(now)],
+            args=[
+                token,
+                head_id,
+                stream,
+                dlq_id,
+                entry,
+                repr(now),
+                stats.counter(stats.DEAD_LETTERED, split_stream(stream)[0]),
+                before,
+                after,
+                stats.HISTORY_CAP,
+            ],
         )
         return dlq_id if int(r) == 1 else None
 
@@ -565,6 +657,16 @@ class Store:
             pipe.delete(self.key("head", dl.stream))
             pipe.hdel(self.key("dlq"), dlq_id)
             pipe.zrem(self.key("dlq", "order"), dlq_id)
+            pipe.hincrby(
+                self.key("stats"), stats.counter(stats.REPLAYED, split_stream(dl.stream)[0])
+            )
+            if stats.records(dl.stream, stats.REPLAYED):
+                hist = self.history_key(dl.stream)
+                entry = stats.history_entry(
+                    time.time(), stats.REPLAYED, dl.attempts, dl.stream, dl.event
+                )
+                pipe.rpush(hist, entry)
+                pipe.ltrim(hist, -stats.HISTORY_CAP, -1)
             pipe.execute()
         finally:
             self.release_lease(dl.stream, token)
@@ -575,3 +677,13 @@ class Store:
         pipe.hdel(self.key("dlq"), dlq_id)
         pipe.zrem(self.key("dlq", "order"), dlq_id)
         return bool(pipe.execute()[0])
+
+    # -- observing ----------------------------------------------------------------------
+    def stats(self) -> dict[str, str]:
+        """The P:stats counters (field names: bridge/stats.py)."""
+        return cast(dict[str, str], self.redis.hgetall(self.key("stats")))
+
+    def history(self, cid: str) -> list[dict[str, Any]]:
+        """What happened to the conversation's last events, oldest first."""
+        raw = cast(list[str], self.redis.lrange(self.key("hist", cid), 0, -1))
+        return [stats.parse_history(r) for r in raw]

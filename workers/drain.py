@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from bridge import events as ev
 from bridge.errors import DeliveryError, PermanentError, TransientError
@@ -79,12 +80,13 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool]:
                     f"delivery was cut short {head.crashes} times (worker lost mid-send); "
                     "set aside so it cannot block the conversation"
                 ),
+                head.attempts,
             )
             continue
         try:
             outcome = handler(ctx, events, head)
         except PermanentError as exc:
-            _dead_letter(ctx, stream, token, head_event, exc)
+            _dead_letter(ctx, stream, token, head_event, exc, head.attempts)
             continue
         except Exception as exc:
             if not isinstance(exc, TransientError):
@@ -96,22 +98,34 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool]:
             if not _defer(ctx, stream, token, head_event, head.attempts, head.first_failed, exc):
                 continue  # window spent: dead-lettered, go on with the next event
             return delivered, False
-        if not _commit(ctx, stream, token, head_event, outcome):
+        batch = events[: outcome.consumed]
+        if not _commit(ctx, stream, token, batch, outcome, head.attempts):
             return delivered, False
         delivered += outcome.consumed
-        log.info(
-            "delivered",
-            extra={
-                "stream": stream,
-                "event_id": head_event.id,
-                "count": outcome.consumed,
-                "attempt": head.attempts,
-            },
-        )
+        for e in batch:
+            log.info(
+                "delivered",
+                extra={
+                    "stream": stream,
+                    "event_id": e.id,
+                    "kind": e.kind,
+                    "attempt": head.attempts,
+                    "outcome": "delivered",
+                    "latency": round(max(0.0, time.time() - e.at), 3),
+                },
+            )
     return delivered, True
 
 
-def _commit(ctx: Context, stream: str, token: str, head_event: ev.Event, outcome: Outcome) -> bool:
+def _commit(
+    ctx: Context,
+    stream: str,
+    token: str,
+    batch: Sequence[ev.Event],
+    outcome: Outcome,
+    attempts: int,
+) -> bool:
+    head_event = batch[0]
     kicks = ctx.store.ack(
         stream,
         token,
@@ -121,6 +135,8 @@ def _commit(ctx: Context, stream: str, token: str, head_event: ev.Event, outcome
         record=outcome.record,
         updates=outcome.updates,
         index=outcome.index,
+        delivered=batch,
+        attempts=attempts,
     )
     if kicks is None:
         log.warning("lease lost before ack", extra={"stream": stream, "event_id": head_event.id})
@@ -156,6 +172,7 @@ def _defer(
                 f"gave up after {attempts} attempts over the retry window: {exc.reason}",
                 response=exc.response,
             ),
+            attempts,
         )
         return False
     ctx.store.defer(stream, token, event.id, now + wait, exc.reason, exc.response or "", now)
@@ -164,7 +181,9 @@ def _defer(
         extra={
             "stream": stream,
             "event_id": event.id,
+            "kind": event.kind,
             "attempt": attempts,
+            "outcome": "retry",
             "retry_in": round(wait, 3),
             "reason": exc.reason,
         },
@@ -175,12 +194,20 @@ def _defer(
 
 
 def _dead_letter(
-    ctx: Context, stream: str, token: str, event: ev.Event, exc: DeliveryError
+    ctx: Context, stream: str, token: str, event: ev.Event, exc: DeliveryError, attempt: int
 ) -> None:
     dlq_id = ctx.store.dead_letter(
-        stream, token, event.id, exc.reason, exc.response or "", time.time()
+        stream, token, event.id, exc.reason, exc.response or "", time.time(), event=event
     )
     log.error(
         "dead-lettered",
-        extra={"stream": stream, "event_id": event.id, "dead_letter": dlq_id, "reason": exc.reason},
+        extra={
+            "stream": stream,
+            "event_id": event.id,
+            "kind": event.kind,
+            "attempt": attempt,
+            "outcome": "dead_lettered",
+            "dead_letter": dlq_id,
+            "reason": exc.reason,
+        },
     )

@@ -154,7 +154,7 @@ def read_changes(ctx: Context, events: Sequence[Event], head: Head) -> Outcome:
     _, cid = ev.split_stream(events[0].stream)
     conv = _conversation(ctx, cid)
     if not conv.ticket_id:
-        return Outcome(consumed=len(events))  # no ticket yet: nothing an agent could have done
+        return Outcome()  # no ticket yet: nothing an agent could have done
     changes = ctx.helpdesk.changes_since(conv, conv.cursor)
     to_bp = ev.stream(ev.TO_BOTPRESS, cid)
     outputs: list[Event] = []
@@ -180,10 +180,10 @@ def read_changes(ctx: Context, events: Sequence[Event], head: Head) -> Outcome:
     updates = {"cursor": changes.cursor}
     if closed:
         updates["status"] = "closed"
-    # Every ring peeked was queued before this read, so this read answers them all; a ring
-    # queued after the peek stays and triggers another read.
+    # One read answers one ring. A ring refused while two waited is answered by the second
+    # one's read, which starts after this one ends, so after that ring's change was made.
     return Outcome(
-        consumed=len(events),
+        consumed=1,
         outputs=outputs,
         record=ctx.store.conv_key(cid),
         updates=updates,
@@ -204,5 +204,5 @@ HANDLERS: dict[str, Handler] = {
     ev.TO_BOTPRESS: to_botpress,
 }
 
-# How many events of a stream a handler is shown at once (rings: at most two wait).
-PEEK = {ev.TO_HELPDESK: 50, ev.INBOUND: 2}
+# How many events of a stream a handler is shown at once (one where not named).
+PEEK = {ev.TO_HELPDESK: 50}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bridge.logs import configure as configure_logging
+from bridge.logs import secrets_of
 from bridge.storage import Store, connect
 from workers import adapters
 from workers.botpress import Botpress
@@ -12,7 +13,7 @@ from workers.retry import RetryPolicy
 from workers.tasks import register
 
 settings = adapters.settings_or_exit()
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, redact=secrets_of(settings))
 _probe = Store(
     connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs), settings.key_prefix
 )

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 from marshmallow import ValidationError
 
-from bridge import contract, ids
+from bridge import contract, ids, metrics
 from bridge import events as ev
 from bridge.runtime import Runtime
 from bridge.storage import Conversation, NotFound, User
@@ -67,6 +67,7 @@ def create_remote_user(rt: Runtime, data: dict[str, Any]) -> Response:
     event = ev.Event(ev.USER_UPSERT, ev.stream(ev.USER, user.id), {"user": user.id})
     if rt.store.create_user(user, event):
         rt.wake(event.stream)
+    metrics.accepted(event, "createRemoteUser")
     return jsonify({"id": user.id})
 
 
@@ -101,6 +102,7 @@ def create_remote_conversation(rt: Runtime, data: dict[str, Any]) -> Any:
     )
     if rt.store.create_conversation(conv, event):
         rt.wake(event.stream)
+    metrics.accepted(event, "createRemoteConversation")
     return jsonify({"id": conv.id})
 
 
@@ -119,6 +121,7 @@ def bot_sends_message(rt: Runtime, data: dict[str, Any]) -> Response:
     if uid != "BOT":
         require.append(("remoteUserId", rt.store.user_key(uid)))
     rt.append(event, require=require)
+    metrics.accepted(event, "botSendsMessage")
     return jsonify({"ok": True})
 
 
@@ -134,13 +137,13 @@ def close_remote_ticket(rt: Runtime, data: dict[str, Any]) -> Response:
         rt.append(event, require=[("conversation", rt.store.conv_key(cid))])
     else:
         # Resolved by a worker through the Botpress API, never guessed here.
-        rt.append(
-            ev.Event(
-                ev.CLOSE_RESOLVE,
-                ev.stream(ev.RESOLVE, bp_cid),
-                {"botpress_conversation_id": bp_cid},
-            )
+        event = ev.Event(
+            ev.CLOSE_RESOLVE,
+            ev.stream(ev.RESOLVE, bp_cid),
+            {"botpress_conversation_id": bp_cid},
         )
+        rt.append(event)
+    metrics.accepted(event, "closeRemoteTicket")
     return jsonify({"ok": True})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from bridge import metrics
 from bridge.errors import WebhookRejected
 from bridge.web import runtime
 from bridge.web.errors import error
@@ -29,5 +30,6 @@ def webhook(helpdesk: str) -> Response | tuple[Response, int]:
             unknown.append(tid)  # not a bridge ticket (or not created yet): nothing to read
             continue
         rt.ring(cid)
+        metrics.rang(cid, f"webhooks/{helpdesk}")
         rung.append(cid)
     return jsonify({"ok": True, "rung": rung, "ignored": unknown})

@@ -67,7 +67,7 @@ def test_gunicorn_web_serves_the_contract(
 def _up(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:  # not listening yet, or listening before a worker booted
         return False
 
 

@@ -74,6 +74,7 @@ class ScriptedHelpdesk(Helpdesk):
 
     def changes_since(self, conv: Conversation, cursor: str) -> Changes:
         self._maybe_fail()
+        self.calls.append(("read", cursor))
         return self.changes.pop(0) if self.changes else Changes([], cursor)
 
 
@@ -223,6 +224,17 @@ def test_doorbell_turns_agent_changes_into_botpress_events_once(ctx: Context) ->
     assert [e.data["payload"] for e in botpress.delivered] == [{"text": "hi"}]  # type: ignore[attr-defined]
     conv = ctx.store.conversation("c_1")
     assert conv and conv.cursor == "1"
+
+
+def test_each_waiting_ring_gets_its_own_read(ctx: Context) -> None:
+    """A third ring is refused while two wait: the second read must come after the first,
+    so a change made during the first read is still seen."""
+    drain(ctx, open_conversation(ctx))
+    for _ in range(3):
+        ctx.ring("c_1")
+    assert ctx.store.length("in:c_1") == 2
+    drain(ctx, "in:c_1")
+    assert [c for c in helpdesk(ctx).calls if c[0] == "read"] == [("read", ""), ("read", "")]
 
 
 def test_botpress_failures_retry_and_each_event_is_delivered_once(ctx: Context) -> None:

@@ -1,0 +1,83 @@
+"""`GET /metrics` (Prometheus text format) and the per-request counters behind it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
+
+from bridge import contract
+from bridge.metrics import REQUEST_SECONDS, REQUESTS, RedisCollector
+from bridge.storage import Store
+
+blueprint = Blueprint("metrics", __name__)
+log = logging.getLogger("hitl.metrics")
+
+_COLLECTOR = "hitl_redis_collector"
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def route_label() -> str:
+    """The route template, never the concrete path (which may hold the bridge's secret)."""
+    rule = request.url_rule
+    if rule is None:
+        return "unmatched"
+    route = (request.view_args or {}).get("route")
+    if request.endpoint == "botpress.ingress" and route in contract.ROUTES:
+        return rule.rule.replace("<route>", str(route))
+    return rule.rule
+
+
+def init_app(app: Flask, store: Store) -> None:
+    """Serve /metrics and count every request `app` answers."""
+    app.register_blueprint(blueprint)
+    app.extensions[_COLLECTOR] = RedisCollector(store)
+
+    @app.before_request
+    def _start() -> None:
+        g.hitl_started = time.perf_counter()
+
+    @app.after_request
+    def _count(resp: Response) -> Response:
+        try:
+            route = route_label()
+            REQUESTS.labels(route, request.method, str(resp.status_code)).inc()
+            started = g.get("hitl_started")
+            if started is not None:
+                REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+        except Exception:  # counting must never break an answer
+            log.exception("could not count a request")
+        return resp
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    collector = current_app.extensions[_COLLECTOR]
+    registry = CollectorRegistry(auto_describe=False)
+    try:
+        if multiprocess_dir():
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            registry.register(REGISTRY)  # a registry is a collector too
+    except Exception:  # a broken multiprocess dir must not cost the Redis half
+        log.exception("metrics: cannot read the process counters")
+    registry.register(collector)
+    try:
+        body = generate_latest(registry)
+    except Exception:
+        log.exception("metrics: exposition failed")
+        body = b"# HELP hitl_redis_up 1 when Redis answered this scrape\n"
+        body += b"# TYPE hitl_redis_up gauge\nhitl_redis_up 0.0\n"
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

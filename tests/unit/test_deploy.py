@@ -1,0 +1,117 @@
+"""Procfile, app.json, the compose file and the image name the same processes, and they exist.
+
+Docker cannot run here, so the files are checked statically; the commands themselves run in
+the integration tests (tests/support/processes.py starts them from the Procfile).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bridge import procfile
+from tests.conftest import SECRET
+from workers.flower import auth_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+TYPES = {"web", "worker", "beat", "flower"}
+
+
+@pytest.fixture(scope="module")
+def procs() -> dict[str, str]:
+    return procfile.read(ROOT / "Procfile")
+
+
+def test_the_procfile_has_every_process_type(procs: dict[str, str]) -> None:
+    assert set(procs) == TYPES
+
+
+def test_app_json_runs_procfile_types_with_redis(procs: dict[str, str]) -> None:
+    app = json.loads((ROOT / "app.json").read_text())
+    assert set(app["formation"]) == {"web", "worker", "beat"}
+    assert set(app["formation"]) <= set(procs)
+    assert [a["plan"].split(":")[0] for a in app["addons"]] == ["heroku-redis"]
+    env = app["env"]
+    assert env["BRIDGE_SECRET"]["generator"] == "secret"
+    assert env["ADMIN_TOKEN"]["generator"] == "secret"
+    assert env["BOTPRESS_WEBHOOK_URL"]["required"] is True
+    assert env["REDIS_SSL_CERT_REQS"]["value"] == "none"
+    assert "HELPDESK" in env and "FLOWER_BASIC_AUTH" in env
+    # Post-deploy scripts run the installed console script.
+    assert '\nhitl-bridge = "bridge.cli:main"' in (ROOT / "pyproject.toml").read_text()
+    for command in app["scripts"].values():
+        assert shlex.split(command)[0] == "hitl-bridge"
+
+
+def test_compose_runs_each_procfile_type_from_the_one_image(procs: dict[str, str]) -> None:
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    services = compose["services"]
+    bridge = {n: s for n, s in services.items() if n != "redis"}
+    assert {n: s["command"] for n, s in bridge.items()} == {t: [t] for t in TYPES}
+    assert {s["build"]["dockerfile"] for s in bridge.values()} == {"deploy/Dockerfile"}
+    assert len({s["image"] for s in bridge.values()}) == 1
+    redis_cmd = services["redis"]["command"]
+    assert "--appendonly" in redis_cmd and "noeviction" in redis_cmd
+    assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
+    assert "redis-data" in compose["volumes"]
+
+
+def test_the_image_entrypoint_exists_and_execs_the_procfile_lines(procs: dict[str, str]) -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", dockerfile, re.M)
+    assert stages and all(
+        s == "python:3.11-slim" or s.startswith("python:3.11-slim") for s in stages
+    )
+    final = dockerfile.rsplit("\nFROM ", 1)[1]
+    assert re.search(r"^USER (?!root)\w+", final, re.M), "the image must not run as root"
+    assert not re.search(r"apt-get install|build-essential|gcc", final)
+    [entry] = json.loads(re.search(r"^ENTRYPOINT (\[.*\])", final, re.M).group(1))  # type: ignore[union-attr]
+    assert entry == "/app/deploy/entrypoint.sh"
+    assert "COPY deploy/entrypoint.sh ./deploy/entrypoint.sh" in final
+    assert "COPY Procfile ./Procfile" in final and "WORKDIR /app" in final
+    script = ROOT / "deploy" / "entrypoint.sh"
+    assert script.is_file() and os.access(script, os.X_OK)
+    for name, command in procs.items():
+        out = subprocess.run(
+            [str(script), "--print", name], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert out == command
+
+
+def test_commands_name_installed_programs_and_importable_modules(procs: dict[str, str]) -> None:
+    modules: set[str] = set()
+    for command in procs.values():
+        words = shlex.split(command)
+        assert shutil.which(words[0], path=str(Path(sys.executable).parent)), words[0]
+        for i, w in enumerate(words):
+            if w in ("-A", "-m"):
+                modules.add(words[i + 1])
+            elif w.startswith("python:"):
+                modules.add(w.removeprefix("python:"))
+            elif re.fullmatch(r"[\w.]+:\w+", w):
+                modules.add(w.split(":")[0])
+    assert modules == {"bridge.gunicorn_conf", "bridge.wsgi", "workers.worker", "workers.flower"}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "BRIDGE_SECRET": SECRET,
+        "REDIS_URL": "redis://127.0.0.1:1/0",  # importing must not need Redis
+        "PYTHONPATH": str(ROOT),
+    }
+    code = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)"
+    subprocess.run([sys.executable, "-c", code, *sorted(modules)], env=env, check=True)
+
+
+def test_flower_refuses_to_run_open() -> None:
+    assert auth_problems({})
+    assert auth_problems({"FLOWER_BASIC_AUTH": "ops"})
+    assert auth_problems({"FLOWER_BASIC_AUTH": "ops:short"})
+    assert auth_problems({"FLOWER_BASIC_AUTH": "ops:long-enough-pass"}) == []
