@@ -22,14 +22,20 @@ def inbox_texts(redis_url: str, cid: str) -> list[str]:
     return [json.loads(e)["text"] for e in r.lrange(f"hb:adapter:inbox:log:{cid}", 0, -1)]
 
 
-def test_botpress_failing_twice_still_gets_each_event_exactly_once(
-    bridge: BridgeClient, fake_botpress: FakeBotpress, workers: Callable[..., Process]
-) -> None:
-    workers()
+def ticketed_conversation(bridge: BridgeClient) -> str:
+    """A new conversation, once its inbox ticket exists."""
     cid = bridge.conversation()
     wait_until(
         lambda: bridge.agent("GET", f"/conversations/{cid}").status_code == 200, what="ticket"
     )
+    return cid
+
+
+def test_botpress_failing_twice_still_gets_each_event_exactly_once(
+    bridge: BridgeClient, fake_botpress: FakeBotpress, workers: Callable[..., Process]
+) -> None:
+    workers()
+    cid = ticketed_conversation(bridge)
     fake_botpress.fail_next(2, status=503)
     for text in ("one", "two", "three"):
         bridge.agent("POST", f"/conversations/{cid}/messages", {"agent": "bob", "text": text})
@@ -43,10 +49,7 @@ def test_429_retry_after_is_honoured(
     bridge: BridgeClient, fake_botpress: FakeBotpress, workers: Callable[..., Process]
 ) -> None:
     workers()
-    cid = bridge.conversation()
-    wait_until(
-        lambda: bridge.agent("GET", f"/conversations/{cid}").status_code == 200, what="ticket"
-    )
+    cid = ticketed_conversation(bridge)
     fake_botpress.fail_next(1, status=429, retry_after="2")
     bridge.agent("POST", f"/conversations/{cid}/messages", {"agent": "bob", "text": "hello"})
     [got] = fake_botpress.wait_for(1)

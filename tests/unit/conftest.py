@@ -14,7 +14,9 @@ from bridge.config import Settings
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from tests.conftest import ADMIN_TOKEN, SECRET, BridgeClient
+from tests.support.scripted import make_ctx
 from workers.adapters.inbox import InboxHelpdesk
+from workers.context import Context
 
 
 class Published(list[tuple[str, float]]):
@@ -46,6 +48,12 @@ def published() -> Published:
 @pytest.fixture
 def runtime(settings: Settings, store: Store, published: Published) -> Runtime:
     return Runtime(settings, store, InboxHelpdesk(settings, store), published)
+
+
+@pytest.fixture
+def ctx(settings: Settings, store: Store, published: Published) -> Context:
+    """A worker's context on the same (fake) Redis, with a scripted helpdesk and Botpress."""
+    return make_ctx(settings, store, published)
 
 
 @pytest.fixture

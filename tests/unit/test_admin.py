@@ -16,19 +16,13 @@ from bridge.errors import PermanentError
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from tests.conftest import ADMIN_TOKEN, SECRET
+from tests.support.scripted import helpdesk, open_conversation, say
 from tests.unit.conftest import Published, json_of
-from tests.unit.test_drain import helpdesk, open_conversation, say
-from tests.unit.test_metrics import make_ctx
 from workers.adapters.inbox import InboxHelpdesk
 from workers.context import Context
 from workers.drain import drain
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@pytest.fixture
-def ctx(settings: Settings, store: Store, published: Published) -> Context:
-    return make_ctx(settings, store, published)
 
 
 def api(client: FlaskClient, method: str, path: str, **kw: Any) -> Any:

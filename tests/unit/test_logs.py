@@ -12,9 +12,8 @@ from bridge.config import Settings
 from bridge.errors import PermanentError, TransientError
 from bridge.logs import configure, secrets_of
 from tests.conftest import ADMIN_TOKEN, SECRET, BridgeClient
+from tests.support.scripted import helpdesk, make_ctx, open_conversation, say
 from tests.unit.conftest import Published
-from tests.unit.test_drain import helpdesk, open_conversation, say
-from tests.unit.test_metrics import make_ctx
 from workers.drain import drain
 
 TEXT = "my card number is 4242"

@@ -6,46 +6,19 @@ import time
 from typing import Any
 
 import fakeredis
-import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge import events as ev
 from bridge import stats
 from bridge.app import create_app
-from bridge.config import Settings
 from bridge.errors import PermanentError, TransientError
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from tests.conftest import BridgeClient
-from tests.unit.conftest import Published
-from tests.unit.test_drain import (
-    ScriptedBotpress,
-    ScriptedHelpdesk,
-    helpdesk,
-    open_conversation,
-    say,
-)
+from tests.support.scripted import ScriptedHelpdesk, helpdesk, open_conversation, say
 from workers.context import Context
 from workers.drain import drain
-from workers.retry import RetryPolicy
-
-
-def make_ctx(settings: Settings, store: Store, published: Published) -> Context:
-    """A worker's context on the same (fake) Redis as the web app under test."""
-    return Context(
-        settings=settings,
-        store=store,
-        helpdesk=ScriptedHelpdesk(settings, store),
-        publish=published,
-        botpress=ScriptedBotpress(),  # type: ignore[arg-type]
-        retry=RetryPolicy(base=10, cap=100, window=1000),
-    )
-
-
-@pytest.fixture
-def ctx(settings: Settings, store: Store, published: Published) -> Context:
-    return make_ctx(settings, store, published)
 
 
 def scrape(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
