@@ -8,7 +8,7 @@ from bridge.config import Settings
 from bridge.logs import configure as configure_logging
 from bridge.runtime import Runtime
 from bridge.storage import Store, connect
-from bridge.web import EXTENSION, botpress, errors, health, webhooks
+from bridge.web import EXTENSION, botpress, docs, errors, health, webhooks
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(health.blueprint)
     app.register_blueprint(botpress.blueprint)
     app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(docs.blueprint)
     extra = runtime.helpdesk.blueprint()
     if extra is not None:
         app.register_blueprint(extra)
