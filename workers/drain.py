@@ -81,6 +81,13 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool]:
                 ),
             )
             continue
+        if head.maybe_applied:
+            # Adapters check before writing again; Botpress's webhook has no idempotency
+            # key, so this is the one event of the stream that may reach it twice.
+            log.warning(
+                "resending after an interrupted send",
+                extra={"stream": stream, "event_id": head_event.id, "crashes": head.crashes},
+            )
         try:
             outcome = handler(ctx, events, head)
         except PermanentError as exc:
