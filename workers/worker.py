@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+
+from celery.signals import task_prerun
 
 from bridge.config import Settings
 from bridge.errors import ConfigError
@@ -12,6 +15,7 @@ from workers import adapters
 from workers.botpress import Botpress
 from workers.celery_app import PerProcess, make_celery, publisher
 from workers.context import Context
+from workers.drain import STOPPING
 from workers.retry import RetryPolicy
 from workers.tasks import register
 
@@ -52,3 +56,24 @@ def _context() -> Context:
 
 
 register(app, PerProcess(_context).get)
+
+
+def _stop_gently_on_sigterm(**_: object) -> None:
+    """Heroku (and a `kill` of the process group) sends SIGTERM to every process of the
+    worker, pool children included; billiard's handler then exits the child mid-send.
+    Instead, a child finishes the event in hand and hands its stream back, and the
+    parent's warm shutdown waits for it and returns unstarted tasks to the queue.
+
+    Installed as each task starts (billiard resets SIGTERM after worker_process_init);
+    the flag only concerns the task in hand, so the next task starts with it clear.
+    """
+    STOPPING.clear()
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    STOPPING.set()
+
+
+task_prerun.connect(_stop_gently_on_sigterm, weak=False)
