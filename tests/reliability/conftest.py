@@ -83,8 +83,10 @@ def deploy(
     """`deploy(helpdesk, workers=2)` starts web, workers and beat; all stop at the end."""
     made: list[Deployment] = []
 
-    def make(helpdesk: HelpdeskSide, *, workers: int = 2, start: bool = True) -> Deployment:
-        env = {**base_env(redis_aof.url, botpress), **helpdesk.env()}
+    def make(
+        helpdesk: HelpdeskSide, *, workers: int = 2, start: bool = True, **overrides: str
+    ) -> Deployment:
+        env = {**base_env(redis_aof.url, botpress), **helpdesk.env(), **overrides}
         d = Deployment(env, redis_aof, tmp_path)
         made.append(d)
         return d.start(workers) if start else d

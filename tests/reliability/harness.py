@@ -259,7 +259,9 @@ class Load:
     @staticmethod
     def _split(calls: Iterable[tuple[str, Outcome]]) -> tuple[list[str], set[str]]:
         accepted = [t for t, o in calls if o.status == 200]
-        unknown = {t for t, o in calls if o.status is None}  # no answer: may or may not be in
+        # No answer, or 503 (the write may have landed before the connection broke): such
+        # an event may arrive or not, but never twice and never out of place.
+        unknown = {t for t, o in calls if o.status is None or o.status == 503}
         return accepted, unknown
 
     def statuses(self) -> Counter[int | None]:
