@@ -8,6 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (a timeout the test injected) is not news
+
+
 class FakeServer:
     """Runs `handle(method, path, headers, body) -> (status, headers, body)` on 127.0.0.1.
 
@@ -45,7 +50,7 @@ class FakeServer:
         self._bind(port)
 
     def _bind(self, port: int) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler)
+        self.httpd = _QuietServer(("127.0.0.1", port), self._handler)
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
