@@ -9,7 +9,7 @@ from bridge.logs import configure as configure_logging
 from bridge.logs import secrets_of
 from bridge.runtime import Runtime
 from bridge.storage import Store, connect
-from bridge.web import EXTENSION, admin, botpress, errors, health, webhooks
+from bridge.web import EXTENSION, admin, botpress, docs, errors, health, webhooks
 from bridge.web import metrics as web_metrics
 
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(admin.blueprint)
     web_metrics.init_app(app, runtime.store)
+    app.register_blueprint(docs.blueprint)
     extra = runtime.helpdesk.blueprint()
     if extra is not None:
         app.register_blueprint(extra)

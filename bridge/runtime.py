@@ -42,7 +42,12 @@ class Runtime:
         except Exception:
             # The event is already durable; the sweeper will find it once the flag is gone.
             log.exception("could not publish a drain task", extra={"stream": stream})
-            self.store.clear_kick(stream)
+            try:
+                self.store.clear_kick(stream)
+            except Exception:
+                # Storage went away too: the flag expires by itself (KICK_TTL_MS). Never
+                # let this turn an accepted event's 200 into a 503 that says "not accepted".
+                log.warning("could not clear the kick flag", extra={"stream": stream})
 
     def append(self, event: ev.Event, *, require: Sequence[tuple[str, str]] = ()) -> None:
         """Store `event` durably on its stream and wake a worker for it."""

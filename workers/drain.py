@@ -8,6 +8,7 @@ stream is empty or its head must wait for a retry.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 
@@ -28,6 +29,10 @@ MAX_COUNTDOWN = 30.0
 #: conversation cannot starve the others, and a warm shutdown never waits long.
 MAX_PER_TASK = 500
 MAX_TASK_SECONDS = 10.0
+
+#: Set when this process was told to stop (SIGTERM): finish the event in hand, then hand
+#: the stream back instead of starting the next one (workers/worker.py installs it).
+STOPPING = threading.Event()
 
 
 def drain(ctx: Context, stream: str) -> int:
@@ -57,7 +62,7 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool]:
     peek = PEEK.get(kind, 1)
     delivered = 0
     stop_at = time.monotonic() + MAX_TASK_SECONDS
-    while delivered < MAX_PER_TASK and time.monotonic() < stop_at:
+    while delivered < MAX_PER_TASK and time.monotonic() < stop_at and not STOPPING.is_set():
         events = store.peek(stream, peek)
         if not events:
             return delivered, False
@@ -83,6 +88,13 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool]:
                 head.attempts,
             )
             continue
+        if head.maybe_applied:
+            # Adapters check before writing again; Botpress's webhook has no idempotency
+            # key, so this is the one event of the stream that may reach it twice.
+            log.warning(
+                "resending after an interrupted send",
+                extra={"stream": stream, "event_id": head_event.id, "crashes": head.crashes},
+            )
         try:
             outcome = handler(ctx, events, head)
         except PermanentError as exc:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+
+from celery.signals import task_prerun
+
 from bridge.logs import configure as configure_logging
 from bridge.logs import secrets_of
 from bridge.storage import Store, connect
@@ -9,6 +13,7 @@ from workers import adapters
 from workers.botpress import Botpress
 from workers.celery_app import PerProcess, make_celery, publisher
 from workers.context import Context
+from workers.drain import STOPPING
 from workers.retry import RetryPolicy
 from workers.tasks import register
 
@@ -35,3 +40,24 @@ def _context() -> Context:
 
 
 register(app, PerProcess(_context).get)
+
+
+def _stop_gently_on_sigterm(**_: object) -> None:
+    """Heroku (and a `kill` of the process group) sends SIGTERM to every process of the
+    worker, pool children included; billiard's handler then exits the child mid-send.
+    Instead, a child finishes the event in hand and hands its stream back, and the
+    parent's warm shutdown waits for it and returns unstarted tasks to the queue.
+
+    Installed as each task starts (billiard resets SIGTERM after worker_process_init);
+    the flag only concerns the task in hand, so the next task starts with it clear.
+    """
+    STOPPING.clear()
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    STOPPING.set()
+
+
+task_prerun.connect(_stop_gently_on_sigterm, weak=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import time
 from typing import Any
 
@@ -36,8 +37,8 @@ def ingress(secret: str, route: str) -> Any:
         abort(404)
     raw = request.get_data(cache=False)
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = parse_json(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return error(400, "malformed JSON", "the request body must be a JSON object")
     try:
         data = contract.load(route, body)
@@ -47,6 +48,27 @@ def ingress(secret: str, route: str) -> Any:
         return HANDLERS[route](rt, data)
     except NotFound as exc:
         return error(404, f"unknown {exc.what}", {exc.what: data.get(exc.what)})
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON (RFC 8259): no NaN or Infinity, no number that overflows to one, and no
+    lone surrogate escape; each would be accepted here and choke a worker later.
+    Raises ValueError (or RecursionError for absurd nesting)."""
+    body = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+    if b"\\ud" in raw or b"\\uD" in raw:
+        json.dumps(body, ensure_ascii=False).encode()  # UnicodeEncodeError is a ValueError
+    return body
 
 
 def ping(rt: Runtime, data: dict[str, Any]) -> Response:

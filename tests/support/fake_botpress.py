@@ -22,8 +22,10 @@ REQUIRED = {
 class FakeBotpress(FakeServer):
     """Webhook at `{url}/hook/<route>`; API at `{url}/v1/chat/conversations/<id>`."""
 
-    def __init__(self, *, token: str = "bp-token-123", bot_id: str = "bot-1") -> None:
-        super().__init__()
+    def __init__(
+        self, *, token: str = "bp-token-123", bot_id: str = "bot-1", port: int = 0
+    ) -> None:
+        super().__init__(port)
         self.token, self.bot_id = token, bot_id
         self.lock = threading.Lock()
         self.received: list[dict[str, Any]] = []  # accepted webhook calls, in arrival order
@@ -33,6 +35,12 @@ class FakeBotpress(FakeServer):
         self._failures: list[tuple[int, dict[str, str]]] = []
         self.refuse_until = 0.0
         self.delay = 0.0
+        # Outages on Botpress's own clock (time.time()): answer `status` until `fail_until`;
+        # hang for `stall_seconds` and then answer 504 without applying until `stall_until`.
+        self.fail_until = 0.0
+        self.fail_status = 503
+        self.stall_until = 0.0
+        self.stall_seconds = 0.0
 
     @property
     def webhook_url(self) -> str:
@@ -83,9 +91,30 @@ class FakeBotpress(FakeServer):
             return 200, {}, {"conversation": conv}
         return 404, {}, {"message": "not found"}
 
+    def texts(self) -> dict[str, list[str]]:
+        """Conversation id -> the text of each agent message received, in arrival order."""
+        return {
+            cid: [
+                r["body"]["payload"].get("text", "")
+                for r in calls
+                if r["route"] == "message-from-agent"
+            ]
+            for cid, calls in self.by_conversation().items()
+        }
+
     def _webhook(self, route: str, raw: bytes) -> tuple[int, dict[str, str], Any]:
         if self.delay:
             time.sleep(self.delay)
+        now = time.time()
+        if now < self.fail_until:
+            with self.lock:
+                self.attempts.append({"route": route, "status": self.fail_status})
+            return self.fail_status, {}, {"message": "injected outage"}
+        if now < self.stall_until:
+            with self.lock:
+                self.attempts.append({"route": route, "status": "stalled"})
+            time.sleep(self.stall_seconds)  # the caller times out; nothing is applied
+            return 504, {}, {"message": "injected stall"}
         try:
             body = json.loads(raw)
         except ValueError:

@@ -8,10 +8,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-class FakeServer:
-    """Runs `handle(method, path, headers, body) -> (status, headers, body)` on 127.0.0.1."""
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (a timeout the test injected) is not news
 
-    def __init__(self) -> None:
+
+class FakeServer:
+    """Runs `handle(method, path, headers, body) -> (status, headers, body)` on 127.0.0.1.
+
+    `port=0` picks a free port; `stop()` then `start()` serves again on the same port (so a
+    test can make the service refuse connections for a while and come back).
+    """
+
+    def __init__(self, port: int = 0) -> None:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,20 +46,32 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._handler = Handler
+        self._bind(port)
+
+    def _bind(self, port: int) -> None:
+        self.httpd = _QuietServer(("127.0.0.1", port), self._handler)
         self.httpd.daemon_threads = True
+        self.port = int(self.httpd.server_address[1])
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.running = False
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeServer:
+        if self.thread.ident is not None:  # served before and stopped: same port again
+            self._bind(self.port)
         self.thread.start()
+        self.running = True
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        """Stop listening: new connections are refused until `start()`."""
+        if self.running:
+            self.httpd.shutdown()
+            self.running = False
         self.httpd.server_close()
 
     def handle(

@@ -1,0 +1,577 @@
+"""Run every benchmark and print one table: `python -m benchmarks.run` (or `python -m benchmarks`).
+
+Everything runs on loopback, in bounded loops, and stops by itself. Each comparison is
+measured side by side in the same run, so its ratio holds on a noisy machine. See
+benchmarks/README.md for what each figure means, and docs/performance.md for the latest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import loadgen  # noqa: E402
+from bridge import events as ev  # noqa: E402
+from bridge import procfile  # noqa: E402
+from bridge.app import build_runtime  # noqa: E402
+from bridge.config import Settings  # noqa: E402
+from bridge.storage import Conversation, User  # noqa: E402
+from tests.support.fake_botpress import FakeBotpress  # noqa: E402
+from tests.support.redis_server import RedisServer, free_port  # noqa: E402
+
+SECRET = "bench-secret-0123456789"
+ADMIN = "bench-admin-0123456789"
+
+
+@dataclass
+class Row:
+    area: str
+    metric: str
+    value: str
+    target: str
+    ok: bool | None
+
+    def cells(self) -> list[str]:
+        verdict = {True: "yes", False: "NO", None: "-"}[self.ok]
+        return [self.area, self.metric, self.value, self.target, verdict]
+
+
+ROWS: list[Row] = []
+
+
+def row(area: str, metric: str, value: str, target: str = "", ok: bool | None = None) -> None:
+    ROWS.append(Row(area, metric, value, target, ok))
+    print(f"  {area:<10} {metric:<58} {value:>16}  {target}", flush=True)
+
+
+# -- processes ------------------------------------------------------------------------------
+class Env:
+    def __init__(self, redis_url: str, botpress: FakeBotpress, logs: Path) -> None:
+        self.redis_url = redis_url
+        self.logs = logs
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "BOTPRESS"))},
+            "REDIS_URL": redis_url,
+            "BRIDGE_SECRET": SECRET,
+            "ADMIN_TOKEN": ADMIN,
+            "BOTPRESS_WEBHOOK_URL": botpress.webhook_url,
+            "HELPDESK": "inbox",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "CELERY_BEAT_SCHEDULE": str(logs / "beat-schedule"),
+        }
+
+    def spawn(self, name: str, command: str | None = None, **extra: str) -> subprocess.Popen[bytes]:
+        env = {**self.env, **extra}
+        log = (self.logs / f"{name}.log").open("ab")
+        if command is None:
+            return procfile.spawn(name, env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@contextmanager
+def running(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    try:
+        yield proc
+    finally:
+        procfile.stop([proc], timeout=30)
+
+
+def wait_http(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.post(f"http://127.0.0.1:{port}/x/ping", json={}, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on port {port}")
+
+
+def wait_worker(env: Env, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if " ready." in (env.logs / f"{name}.log").read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} never became ready")
+
+
+def gunicorn(env: Env, name: str, app: str, port: int) -> subprocess.Popen[bytes]:
+    """The Procfile's web command, or the same gunicorn settings serving `app`."""
+    extra = {"PORT": str(port), "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}"}
+    if app == "bridge":
+        return env.spawn("web", **extra)
+    return env.spawn(name, f"gunicorn --config python:bridge.gunicorn_conf {app}", **extra)
+
+
+# -- ingress --------------------------------------------------------------------------------
+def bridge_bodies(port: int, n_conversations: int) -> list[bytes]:
+    s = requests.Session()
+    base = f"http://127.0.0.1:{port}/botpress/{SECRET}"
+    bodies = []
+    for i in range(n_conversations):
+        uid = s.post(
+            f"{base}/createRemoteUser",
+            json={"type": "createRemoteUser", "payload": {"name": f"u{i}"}},
+        ).json()["id"]
+        cid = s.post(
+            f"{base}/createRemoteConversation",
+            json={"type": "createRemoteConversation", "payload": {"title": f"c{i}"}},
+        ).json()["id"]
+        body = {
+            "type": "botSendsMessage",
+            "remoteConversationId": cid,
+            "remoteUserId": uid,
+            "payload": {"text": "Hello, I would like to change my delivery address please."},
+        }
+        bodies.append(
+            loadgen.request_bytes(
+                "127.0.0.1", port, f"/botpress/{SECRET}/botSendsMessage", json.dumps(body).encode()
+            )
+        )
+    return bodies
+
+
+def bench_ingress(env: Env, seconds: float, connections: int) -> None:
+    print("ingress: botSendsMessage through the Procfile's web vs a trivial Flask route")
+    p_bridge, p_trivial = free_port(), free_port()
+    with (
+        running(gunicorn(env, "web", "bridge", p_bridge)),
+        running(gunicorn(env, "trivial", "benchmarks.trivial_app:app", p_trivial)),
+    ):
+        wait_http(p_bridge)
+        wait_http(p_trivial)
+        bridge = loadgen.rotate(bridge_bodies(p_bridge, 1000))
+        trivial_body = json.loads(
+            bridge(0).split(b"\r\n\r\n", 1)[1]
+        )  # the same JSON document for both
+        trivial = loadgen.rotate(
+            [
+                loadgen.request_bytes(
+                    "127.0.0.1", p_trivial, "/trivial", json.dumps(trivial_body).encode()
+                )
+            ]
+        )
+        # Warm both, then alternate so drift on the machine weighs on both sides.
+        loadgen.closed_loop("127.0.0.1", p_bridge, bridge, connections=connections, seconds=2)
+        loadgen.closed_loop("127.0.0.1", p_trivial, trivial, connections=connections, seconds=2)
+        rb: list[float] = []
+        rt: list[float] = []
+        for _ in range(2):
+            r = loadgen.closed_loop(
+                "127.0.0.1", p_bridge, bridge, connections=connections, seconds=seconds / 2
+            )
+            assert set(r.statuses) == {200}, r.statuses
+            rb.append(r.rate)
+            r = loadgen.closed_loop(
+                "127.0.0.1", p_trivial, trivial, connections=connections, seconds=seconds / 2
+            )
+            assert set(r.statuses) == {200}, r.statuses
+            rt.append(r.rate)
+        b, t = sum(rb) / len(rb), sum(rt) / len(rt)
+        row("ingress", "trivial Flask JSON route, requests/s", f"{t:,.0f}")
+        row("ingress", "bridge botSendsMessage, requests/s", f"{b:,.0f}")
+        row("ingress", "ratio bridge / trivial", f"{b / t:.2f}x", ">= 0.70x", b / t >= 0.7)
+        r = loadgen.open_loop("127.0.0.1", p_bridge, bridge, rate=500, seconds=seconds)
+        assert set(r.statuses) == {200}, r.statuses
+        row("ingress", "bridge latency at 500 req/s: p50", f"{r.percentile(50) * 1000:.1f} ms")
+        p99 = r.percentile(99) * 1000
+        row("ingress", "bridge latency at 500 req/s: p99", f"{p99:.1f} ms", "< 15 ms", p99 < 15)
+
+
+# -- end to end -----------------------------------------------------------------------------
+def _flush(url: str) -> redis.Redis:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushall()
+    return client
+
+
+def bench_plain_celery(env: Env, events: int, concurrency: int) -> float:
+    client = _flush(env.redis_url)
+    os.environ["REDIS_URL"] = env.redis_url
+    from benchmarks.plain_celery import app as plain
+
+    cmd = (
+        f"celery -A benchmarks.plain_celery worker --loglevel=INFO --queues=plain "
+        f"--concurrency={concurrency} --without-gossip --without-mingle"
+    )
+    with running(env.spawn("plain-worker", cmd, REDIS_URL=env.redis_url)):
+        wait_worker(env, "plain-worker")
+        plain.conf.broker_url = env.redis_url
+        t0 = time.perf_counter()
+        with plain.producer_or_acquire() as producer:
+            for i in range(events):
+                plain.send_task("bench.noop", args=[f"e{i}"], queue="plain", producer=producer)
+        while client.llen("plain") or client.hlen("unacked"):
+            time.sleep(0.01)
+        return events / (time.perf_counter() - t0)
+
+
+def _settings(env: Env) -> Settings:
+    return Settings.from_env(env.env)
+
+
+def _seed(env: Env, n: int, *, messages: int = 0) -> list[tuple[str, str]]:
+    """n users and conversations written as ingress writes them (no HTTP), with their
+    creation events queued; returns (user id, conversation id) pairs."""
+    rt = build_runtime(_settings(env))
+    store = rt.store
+    pairs = []
+    for i in range(n):
+        user = User(id=f"u_b{i:06d}", name=f"user {i}")
+        upsert = ev.Event(ev.USER_UPSERT, ev.stream(ev.USER, user.id), {"user": user.id})
+        if store.create_user(user, upsert):
+            rt.wake(upsert.stream)
+        conv = Conversation(id=f"c_b{i:06d}", created_at=time.time(), title=f"conversation {i}")
+        create = ev.Event(
+            ev.CONVERSATION_CREATE,
+            ev.stream(ev.TO_HELPDESK, conv.id),
+            {"title": conv.title, "description": "", "user_id": user.id, "history": []},
+        )
+        if store.create_conversation(conv, create):
+            rt.wake(create.stream)
+        pairs.append((user.id, conv.id))
+        for k in range(messages):
+            rt.append(_message(conv.id, user.id, k))
+    return pairs
+
+
+def _message(cid: str, uid: str, k: int) -> ev.Event:
+    return ev.Event(
+        ev.MESSAGE,
+        ev.stream(ev.TO_HELPDESK, cid),
+        {"author": uid, "type": "text", "payload": {"text": f"message {k}"}},
+    )
+
+
+def _wait_drained(client: redis.Redis, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while client.scard("hb:pending"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{client.scard('hb:pending')} streams never drained")
+        time.sleep(0.01)
+
+
+def bridge_drain_rate(env: Env, pairs: list[tuple[str, str]], events: int) -> tuple[float, float]:
+    """Queue `events` messages over `pairs` exactly as ingress does (append + kick), and time
+    them until the inbox holds them all. Returns (events/s, Redis commands per event)."""
+    rt = build_runtime(_settings(env))
+    client = redis.Redis.from_url(env.redis_url, decode_responses=True)
+    before = int(client.info("stats")["total_commands_processed"])
+    t0 = time.perf_counter()
+    per = events // len(pairs)
+    for k in range(per):
+        for uid, cid in pairs:
+            rt.append(_message(cid, uid, 1000 + k))
+    _wait_drained(client)
+    rate = per * len(pairs) / (time.perf_counter() - t0)
+    commands = int(client.info("stats")["total_commands_processed"]) - before
+    return rate, commands / (per * len(pairs))
+
+
+def bench_end_to_end(
+    env: Env, botpress: FakeBotpress, events: int, concurrency: int, seconds: float
+) -> None:
+    print("end to end: the bridge's workers vs plain Celery (one no-op task per event)")
+    plain = bench_plain_celery(env, events, concurrency)
+    client = _flush(env.redis_url)
+    with running(env.spawn("worker", WORKER_CONCURRENCY=str(concurrency))):
+        wait_worker(env, "worker")
+        pairs = _seed(env, 100)
+        _wait_drained(client)
+        bridge, _ = bridge_drain_rate(env, pairs, events)
+    row(
+        "e2e",
+        f"plain Celery, no-op task per event, events/s ({concurrency} procs)",
+        f"{plain:,.0f}",
+    )
+    row("e2e", "bridge, queued -> in the helpdesk (inbox), events/s", f"{bridge:,.0f}")
+    row(
+        "e2e",
+        "ratio bridge / plain Celery",
+        f"{bridge / plain:.2f}x",
+        ">= 1.5x",
+        bridge / plain >= 1.5,
+    )
+    latency_at_rate(env, botpress, concurrency, seconds)
+
+
+def latency_at_rate(env: Env, botpress: FakeBotpress, concurrency: int, seconds: float) -> None:
+    """200 events/s through the whole loop: 150 botSendsMessage/s (ingress accepted ->
+    written in the inbox) and 50 agent replies/s (inbox API accepted -> received by the
+    fake Botpress)."""
+    client = _flush(env.redis_url)
+    port = free_port()
+    web = gunicorn(env, "web", "bridge", port)
+    worker = env.spawn("worker", WORKER_CONCURRENCY=str(concurrency))
+    beat = env.spawn("beat")
+    with running(web), running(worker), running(beat):
+        wait_http(port)
+        wait_worker(env, "worker")
+        n_conv = 100
+        s = requests.Session()
+        base = f"http://127.0.0.1:{port}/botpress/{SECRET}"
+        convs = []
+        for i in range(n_conv):
+            uid = s.post(
+                f"{base}/createRemoteUser",
+                json={"type": "createRemoteUser", "payload": {"name": f"u{i}"}},
+            ).json()["id"]
+            cid = s.post(
+                f"{base}/createRemoteConversation",
+                json={"type": "createRemoteConversation", "payload": {"title": f"c{i}"}},
+            ).json()["id"]
+            convs.append((uid, cid))
+        _wait_drained(client)
+        sent_msg: dict[str, float] = {}
+        sent_reply: dict[str, float] = {}
+
+        def msg(i: int) -> bytes:
+            uid, cid = convs[i % n_conv]
+            body = {
+                "type": "botSendsMessage",
+                "remoteConversationId": cid,
+                "remoteUserId": uid,
+                "payload": {"text": f"m{i}"},
+            }
+            return loadgen.request_bytes(
+                "127.0.0.1", port, f"/botpress/{SECRET}/botSendsMessage", json.dumps(body).encode()
+            )
+
+        def reply(i: int) -> bytes:
+            _, cid = convs[i % n_conv]
+            body = json.dumps({"agent": "alice", "text": f"r{i}"}).encode()
+            return (
+                f"POST /inbox/api/conversations/{cid}/messages HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+        results: dict[str, loadgen.Result] = {}
+
+        def run_replies() -> None:
+            results["reply"] = loadgen.open_loop(
+                "127.0.0.1",
+                port,
+                reply,
+                rate=50,
+                seconds=seconds,
+                connections=16,
+                on_sent=lambda i, t: sent_reply.__setitem__(f"r{i}", t),
+            )
+
+        t = threading.Thread(target=run_replies)
+        t.start()
+        results["msg"] = loadgen.open_loop(
+            "127.0.0.1",
+            port,
+            msg,
+            rate=150,
+            seconds=seconds,
+            connections=32,
+            on_sent=lambda i, t: sent_msg.__setitem__(f"m{i}", t),
+        )
+        t.join()
+        for name, res in results.items():
+            row(
+                "e2e",
+                f"at 200 ev/s: ingress answers ({name}) p50 / p99",
+                f"{res.percentile(50) * 1000:.1f} / {res.percentile(99) * 1000:.1f} ms",
+            )
+        assert set(results["msg"].statuses) == {200}, results["msg"].statuses
+        assert set(results["reply"].statuses) == {200}, results["reply"].statuses
+        _wait_drained(client)
+        time.sleep(0.5)
+        lat_msg = []
+        for _, cid in convs:
+            for raw in client.lrange(f"hb:adapter:inbox:log:{cid}", 0, -1):
+                e = json.loads(raw)
+                if e["by"] == "bot" or e["by"] == "end_user":
+                    text = e.get("text", "")
+                    if text in sent_msg:
+                        lat_msg.append(e["at"] - sent_msg[text])
+        lat_reply = [
+            r["at"] - sent_reply[r["body"]["payload"]["text"]]
+            for r in botpress.received
+            if r["body"].get("payload", {}).get("text") in sent_reply
+        ]
+        assert len(lat_msg) == len(sent_msg), (len(lat_msg), len(sent_msg))
+        assert len(lat_reply) == len(sent_reply), (len(lat_reply), len(sent_reply))
+        both = loadgen.Result(latencies=lat_msg + lat_reply)
+        m, r = loadgen.Result(latencies=lat_msg), loadgen.Result(latencies=lat_reply)
+        row(
+            "e2e",
+            "at 200 ev/s: Botpress -> helpdesk p50 / p99",
+            f"{m.percentile(50) * 1000:.1f} / {m.percentile(99) * 1000:.1f} ms",
+        )
+        row(
+            "e2e",
+            "at 200 ev/s: agent reply -> Botpress p50 / p99",
+            f"{r.percentile(50) * 1000:.1f} / {r.percentile(99) * 1000:.1f} ms",
+        )
+        p50, p99 = both.percentile(50) * 1000, both.percentile(99) * 1000
+        row("e2e", "at 200 ev/s: all events p50", f"{p50:.1f} ms", "< 20 ms", p50 < 20)
+        row("e2e", "at 200 ev/s: all events p99", f"{p99:.1f} ms", "< 200 ms", p99 < 200)
+        row(
+            "scale",
+            "worker RSS, largest process (MiB)",
+            f"{max_rss(worker.pid):.0f}",
+            "< 150 MiB",
+            max_rss(worker.pid) < 150,
+        )
+
+
+def max_rss(pid: int) -> float:
+    """The largest RSS among `pid` and its descendants, in MiB."""
+    pids = [pid]
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    pids += [int(p) for p in out]
+    best = 0.0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    best = max(best, int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return best
+
+
+# -- scale ----------------------------------------------------------------------------------
+def bench_scale(env: Env, many: int, events: int, concurrency: int) -> None:
+    print(f"scale: {many:,} open conversations")
+    client = _flush(env.redis_url)
+    with running(env.spawn("worker", WORKER_CONCURRENCY=str(concurrency))) as worker:
+        wait_worker(env, "worker")
+        active = _seed(env, 100)
+        _wait_drained(client)
+        rate_few, cmds_few = bridge_drain_rate(env, active, events)
+        used0 = int(client.info("memory")["used_memory"])
+        keys0 = client.dbsize()
+        idle = _seed(env, many - 100, messages=0)
+        _wait_drained(client)
+        used1 = int(client.info("memory")["used_memory"])
+        inbox = [k for k in client.scan_iter("hb:adapter:inbox:*", count=1000)]
+        inbox_bytes = sum(client.memory_usage(k) or 0 for k in inbox if True)
+        rate_many, cmds_many = bridge_drain_rate(env, active, events)
+        rss = max_rss(worker.pid)
+    per_conv = (used1 - used0) / len(idle)
+    per_conv_bridge = per_conv - inbox_bytes / many
+    row("scale", "Redis per idle conversation, bridge + inbox helpdesk", f"{per_conv:,.0f} B")
+    row(
+        "scale",
+        "Redis per idle conversation, bridge's own keys",
+        f"{per_conv_bridge:,.0f} B",
+        "<= 2 KiB",
+        per_conv_bridge <= 2048,
+    )
+    row("scale", "events/s with 100 open conversations", f"{rate_few:,.0f}")
+    row("scale", f"events/s with {many:,} open conversations", f"{rate_many:,.0f}")
+    row("scale", "Redis commands per event: 100 / many open", f"{cmds_few:.1f} / {cmds_many:.1f}")
+    row(
+        "scale",
+        "cost per event, many / 100 open (time)",
+        f"{rate_few / rate_many:.2f}x",
+        "~1x (no growth)",
+        rate_few / rate_many < 1.25,
+    )
+    row("scale", "worker RSS after the scale run (MiB)", f"{rss:.0f}", "< 150 MiB", rss < 150)
+    del keys0
+
+
+# -- main -----------------------------------------------------------------------------------
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        (
+            int(line.split()[1]) // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    py = platform.python_version()
+    return f"{os.cpu_count()} cores, {cpu}, {mem / 1024:.0f} GiB RAM, Python {py}"
+
+
+def table() -> str:
+    head = ["area", "metric", "value", "target", "met"]
+    rows = [head] + [r.cells() for r in ROWS]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
+    ap.add_argument("--only", choices=["ingress", "e2e", "scale"], action="append")
+    args = ap.parse_args(argv)
+    # A SIGTERM unwinds like Ctrl-C, so every process this run started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    seconds = 4.0 if args.quick else 10.0
+    events = 3000 if args.quick else 10000
+    many = 2000 if args.quick else 10000
+    only = set(args.only or ["ingress", "e2e", "scale"])
+    print(f"machine: {machine()}")
+    logs = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
+    server = RedisServer(persistent=True).start()
+    botpress = FakeBotpress()
+    botpress.start()
+    env = Env(server.url, botpress, logs)
+    try:
+        if "ingress" in only:
+            bench_ingress(env, seconds, connections=32)
+        if "e2e" in only:
+            bench_end_to_end(env, botpress, events, concurrency=2, seconds=seconds)
+        if "scale" in only:
+            bench_scale(env, many, events // 2, concurrency=2)
+    finally:
+        botpress.stop()
+        server.cleanup()
+    print()
+    print(f"machine: {machine()}")
+    print(table())
+    print(f"process logs: {logs}")
+    return 0 if all(r.ok is not False for r in ROWS) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

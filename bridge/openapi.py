@@ -1,0 +1,190 @@
+"""The bridge's OpenAPI description, generated from bridge/contract.py so it cannot drift.
+
+Request bodies come from the marshmallow schemas that validate them (through apispec's
+MarshmallowPlugin); the `type` each route insists on comes from `contract.ROUTES`. Served at
+`GET /openapi.json` (bridge/web/docs.py) and used by the fuzz tests (tests/fuzz/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from bridge import __version__, contract
+
+OPENAPI_VERSION = "3.0.3"
+
+
+class ErrorSchema(Schema):
+    """Every error answer (bridge/web/errors.py)."""
+
+    error = fields.String(required=True, metadata={"description": "what went wrong"})
+    details = fields.Raw(
+        required=True, allow_none=True, metadata={"description": "which part, and why"}
+    )
+
+
+class IdSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "an id the bridge minted"})
+
+
+class OkSchema(Schema):
+    ok = fields.Boolean(required=True)
+
+
+class ReadySchema(Schema):
+    ok = fields.Boolean(required=True)
+    redis = fields.String(required=True)
+    helpdesk = fields.String()
+
+
+class WebhookAnswerSchema(Schema):
+    ok = fields.Boolean(required=True)
+    rung = fields.List(fields.String(), required=True)
+    ignored = fields.List(fields.String(), required=True)
+
+
+# Routes whose 200 carries the id the bridge minted (DESIGN.md §2).
+_ANSWERS_ID = {"createRemoteUser", "createRemoteConversation"}
+_SUMMARY = {
+    "ping": "Botpress checks the endpoint when the integration is saved",
+    "createRemoteUser": "Register an end user; answers the user id the bridge minted",
+    "createRemoteConversation": "Open a hand-off; answers the conversation id the bridge minted",
+    "botSendsMessage": "A message from the end user or the bot, for the helpdesk ticket",
+    "closeRemoteTicket": "The bot ended the hand-off",
+}
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json("Error")}
+
+
+def build(helpdesk: str = "inbox") -> dict[str, Any]:
+    """The OpenAPI document of the public routes, for a bridge running `helpdesk`."""
+    spec = APISpec(
+        title="Botpress HITL bridge",
+        version=__version__,
+        openapi_version=OPENAPI_VERSION,
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": (
+                "The platform side of Botpress's Human in the Loop API integration. "
+                "Configure `https://<host>/botpress/<BRIDGE_SECRET>` as its endpoint base URL."
+            )
+        },
+    )
+    spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.schema("Id", schema=IdSchema)
+    spec.components.schema("Ok", schema=OkSchema)
+    spec.components.schema("Ready", schema=ReadySchema)
+    spec.components.schema("WebhookAnswer", schema=WebhookAnswerSchema)
+    spec.components.response("Error400", _error("malformed JSON or a body the contract rejects"))
+    spec.components.response("Error404", _error("wrong secret, unknown route or unknown id"))
+    spec.components.response("Error413", _error("body larger than the configured limit"))
+    spec.components.response("Error503", _error("Redis unreachable: nothing was accepted"))
+    secret = {
+        "name": "secret",
+        "in": "path",
+        "required": True,
+        "description": "BRIDGE_SECRET (Botpress sends no authentication header)",
+        "schema": {"type": "string"},
+    }
+    for route, cls in contract.SCHEMAS.items():
+        name = cls.__name__.removesuffix("Schema")
+        spec.components.schema(name, schema=cls(route))
+        # The schema checks `type` in a validator apispec cannot see; state it here.
+        spec.components.schemas[name]["properties"]["type"]["enum"] = [route]
+        ok = "Id" if route in _ANSWERS_ID else "Ok"
+        spec.path(
+            path=f"/botpress/{{secret}}/{route}",
+            operations={
+                "post": {
+                    "operationId": route,
+                    "summary": _SUMMARY.get(route, route),
+                    "tags": ["botpress"],
+                    "parameters": [secret],
+                    "requestBody": {"required": True, "content": _json(name)},
+                    "responses": {
+                        "200": {"description": "accepted (durably stored)", "content": _json(ok)},
+                        "400": "Error400",
+                        "404": "Error404",
+                        "413": "Error413",
+                        "503": "Error503",
+                    },
+                }
+            },
+        )
+    spec.path(
+        path="/webhooks/{helpdesk}",
+        operations={
+            "post": {
+                "operationId": "helpdeskWebhook",
+                "summary": "A helpdesk says tickets changed (verified by its own signature)",
+                "tags": ["helpdesk"],
+                "parameters": [
+                    {
+                        "name": "helpdesk",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "example": helpdesk},
+                    }
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": {}}},
+                },
+                "responses": {
+                    "200": {"description": "doorbells rung", "content": _json("WebhookAnswer")},
+                    "400": "Error400",
+                    "401": _error("signature or timestamp rejected"),
+                    "404": "Error404",
+                    "413": "Error413",
+                    "503": "Error503",
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/healthz",
+        operations={
+            "get": {
+                "operationId": "healthz",
+                "summary": "The process is up",
+                "tags": ["operations"],
+                "responses": {"200": {"description": "up", "content": _json("Ok")}},
+            }
+        },
+    )
+    spec.path(
+        path="/readyz",
+        operations={
+            "get": {
+                "operationId": "readyz",
+                "summary": "Redis is reachable",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {"description": "ready", "content": _json("Ready")},
+                    "503": {"description": "not ready", "content": _json("Ready")},
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/openapi.json",
+        operations={
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "tags": ["operations"],
+                "responses": {"200": {"description": "OpenAPI 3 document"}},
+            }
+        },
+    )
+    return spec.to_dict()

@@ -1,0 +1,42 @@
+"""Bodies that parse in Python but are not JSON, or would choke a worker later: all 400."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import BridgeClient
+from tests.unit.conftest import json_of
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"latitude": NaN, "longitude": 1}',
+        '{"latitude": 1, "longitude": Infinity}',
+        '{"latitude": 1e999, "longitude": 1}',
+        '{"text": "x", "n": -Infinity}',
+        '{"text": "lone \\ud800 surrogate"}',
+        '{"text": "lone \\uDFFF surrogate"}',
+    ],
+)
+def test_non_json_numbers_and_lone_surrogates_are_rejected(bp: BridgeClient, payload: str) -> None:
+    uid, cid = bp.user(), bp.conversation()
+    head = f'"type":"botSendsMessage","remoteConversationId":"{cid}","remoteUserId":"{uid}"'
+    body = "{" + head + f',"payload":{payload}' + "}"
+    r = bp.call("botSendsMessage", body)
+    assert r.status_code == 400
+    assert json_of(r)["error"] == "malformed JSON"
+
+
+def test_absurd_nesting_is_400_not_500(bp: BridgeClient) -> None:
+    r = bp.call("ping", "[" * 100_000 + "]" * 100_000)
+    assert r.status_code == 400
+    assert json_of(r)["error"] == "malformed JSON"
+
+
+def test_a_valid_surrogate_pair_is_accepted(bp: BridgeClient) -> None:
+    uid, cid = bp.user(), bp.conversation()
+    head = f'"type":"botSendsMessage","remoteConversationId":"{cid}","remoteUserId":"{uid}"'
+    body = "{" + head + ',"payload":{"text":"\\ud83d\\ude00"}}'
+
+    assert bp.call("botSendsMessage", body).status_code == 200

@@ -1,0 +1,29 @@
+"""Waking a worker must never change what the client is told about a durable event."""
+
+from __future__ import annotations
+
+import redis
+
+from bridge.runtime import Runtime
+from tests.conftest import BridgeClient
+
+
+def test_an_event_stored_when_publishing_fails_is_still_a_200(
+    bp: BridgeClient, runtime: Runtime
+) -> None:
+    """Redis going away between the append and the publish must not turn a durable event's
+    200 into a 503 that claims nothing was accepted."""
+    uid, cid = bp.user(), bp.conversation()
+
+    def broken_publish(stream: str, countdown: float) -> None:
+        raise ConnectionError("broker gone")
+
+    def broken_clear(stream: str) -> None:
+        raise redis.ConnectionError("storage gone")
+
+    runtime.publish = broken_publish
+    runtime.store.clear_kick = broken_clear
+    runtime.store.redis.delete(runtime.store.key("kick", f"hd:{cid}"))
+    r = bp.say(cid, uid, {"text": "still accepted"})
+    assert r.status_code == 200
+    assert runtime.store.length(f"hd:{cid}") == 2
