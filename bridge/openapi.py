@@ -39,6 +39,7 @@ class ReadySchema(Schema):
     ok = fields.Boolean(required=True)
     redis = fields.String(required=True)
     helpdesk = fields.String()
+    helpdesk_config = fields.Raw(metadata={"description": '"ok", or the configuration problems'})
 
 
 class WebhookAnswerSchema(Schema):
@@ -64,6 +65,73 @@ def _json(schema: str) -> dict[str, Any]:
 
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": _json("Error")}
+
+
+def _admin_paths(spec: APISpec) -> None:
+    """The operator API (bridge/web/admin.py): bearer ADMIN_TOKEN, 404 while it is unset."""
+    spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer"})
+    guarded = {"security": [{"admin": []}], "tags": ["operator"]}
+    denied = {"401": _error("missing or wrong bearer token"), "404": "Error404"}
+    ident = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    page = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "integer"}}
+        for name in ("limit", "offset")
+    ]
+    found = {"200": {"description": "found"}, **denied, "503": "Error503"}
+    spec.path(
+        path="/admin/api/dead-letters",
+        operations={
+            "get": {
+                **guarded,
+                "operationId": "listDeadLetters",
+                "parameters": page,
+                "summary": "Dead letters, oldest first",
+                "responses": {**found, "400": "Error400"},
+            }
+        },
+    )
+    spec.path(
+        path="/admin/api/dead-letters/{dlq_id}",
+        parameters=[{**ident[0], "name": "dlq_id"}],
+        operations={
+            "get": {
+                **guarded,
+                "operationId": "showDeadLetter",
+                "summary": "One dead letter",
+                "responses": found,
+            },
+            "delete": {
+                **guarded,
+                "operationId": "purgeDeadLetter",
+                "summary": "Drop a dead letter for good",
+                "responses": found,
+            },
+        },
+    )
+    spec.path(
+        path="/admin/api/dead-letters/{dlq_id}/replay",
+        parameters=[{**ident[0], "name": "dlq_id"}],
+        operations={
+            "post": {
+                **guarded,
+                "operationId": "replayDeadLetter",
+                "summary": "Put it back at the head of its conversation's stream",
+                "responses": {**found, "409": _error("conversation busy")},
+            }
+        },
+    )
+    spec.path(
+        path="/admin/api/conversations/{cid}",
+        parameters=[{**ident[0], "name": "cid"}],
+        operations={
+            "get": {
+                **guarded,
+                "operationId": "showConversation",
+                "summary": "Mapping, history and waiting events of a conversation",
+                "responses": found,
+            }
+        },
+    )
 
 
 def build(helpdesk: str = "inbox") -> dict[str, Any]:
@@ -176,6 +244,18 @@ def build(helpdesk: str = "inbox") -> dict[str, Any]:
             }
         },
     )
+    spec.path(
+        path="/metrics",
+        operations={
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics of the whole bridge",
+                "tags": ["operations"],
+                "responses": {"200": {"description": "Prometheus text format"}},
+            }
+        },
+    )
+    _admin_paths(spec)
     spec.path(
         path="/openapi.json",
         operations={
