@@ -8,7 +8,7 @@ from bridge.config import Settings
 from bridge.logs import configure as configure_logging
 from bridge.logs import secrets_of
 from bridge.runtime import Runtime
-from bridge.storage import Store, connect
+from bridge.storage import Store
 from bridge.web import EXTENSION, admin, botpress, docs, errors, health, webhooks
 from bridge.web import metrics as web_metrics
 
@@ -16,13 +16,11 @@ from bridge.web import metrics as web_metrics
 def build_runtime(settings: Settings) -> Runtime:
     """Storage, helpdesk adapter and task publisher for a web or CLI process."""
     from workers import adapters
-    from workers.celery_app import make_celery, publisher
+    from workers.celery_app import CeleryDispatch, make_celery
 
-    store = Store(
-        connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs), settings.key_prefix
-    )
+    store = Store.from_settings(settings)
     return Runtime(
-        settings, store, adapters.load(settings, store), publisher(make_celery(settings))
+        settings, store, adapters.load(settings, store), CeleryDispatch(make_celery(settings))
     )
 
 

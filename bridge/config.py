@@ -46,6 +46,8 @@ class Settings:
     http_timeout: float = 10.0
     # Per-conversation lease; must outlive the slowest helpdesk call.
     lease_seconds: float = 45.0
+    # Pump tasks that may run at once: the total worker concurrency across machines.
+    pumps: int = 2
     max_body_bytes: int = 1024 * 1024
     log_level: str = "INFO"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -133,6 +135,7 @@ class Settings:
             retry_cap=number("RETRY_CAP_SECONDS", 1800.0, 0.01),
             http_timeout=number("HTTP_TIMEOUT_SECONDS", 10.0, 0.1),
             lease_seconds=number("LEASE_SECONDS", 45.0, 1),
+            pumps=int(number("PUMPS", number("WORKER_CONCURRENCY", 2, 1), 1)),
             log_level=log_level,
             environ=env,
         )

@@ -6,9 +6,9 @@ Built once per process (web worker, Celery child, CLI call) and passed down expl
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bridge import events as ev
 from bridge.config import Settings
@@ -19,8 +19,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hitl.runtime")
 
-#: Publishes a drain task for a stream, after a countdown in seconds (0: now).
-Publish = Callable[[str, float], None]
+
+class Dispatch(Protocol):
+    """Starts Celery tasks (workers/celery_app.py); tests record instead."""
+
+    def drain(self, stream: str, countdown: float) -> None:
+        """Drain `stream` after `countdown` seconds (a retry that is due soon)."""
+
+    def pump(self, pump_id: str) -> None:
+        """Start pump `pump_id`: it drains woken streams from P:ready one after another."""
 
 
 @dataclass
@@ -28,34 +35,32 @@ class Runtime:
     settings: Settings
     store: Store
     helpdesk: Helpdesk
-    publish: Publish
+    dispatch: Dispatch
+
+    def start(self, pump_id: str) -> None:
+        """Start the pump a storage call reserved ('' when none was needed)."""
+        if not pump_id:
+            return
+        try:
+            self.dispatch.pump(pump_id)
+        except Exception:
+            # The event is already durable; let the next wake-up (or beat) reserve again.
+            log.exception("could not start a pump", extra={"pump": pump_id})
+            try:
+                self.store.forget_pump(pump_id)
+            except Exception:
+                # Storage went away too: the reservation expires by itself (PUMP_TTL).
+                # Never let this turn an accepted event's 200 into a 503.
+                log.warning("could not forget the pump", extra={"pump": pump_id})
 
     def kick(self, stream: str) -> None:
-        """Make sure a drain task is queued for `stream` (at most one waits at a time)."""
-        if self.store.kick(stream):
-            self.wake(stream)
-
-    def wake(self, stream: str) -> None:
-        """Publish a drain task for `stream` whose kick flag the caller already holds."""
-        try:
-            self.publish(stream, 0)
-        except Exception:
-            # The event is already durable; the sweeper will find it once the flag is gone.
-            log.exception("could not publish a drain task", extra={"stream": stream})
-            try:
-                self.store.clear_kick(stream)
-            except Exception:
-                # Storage went away too: the flag expires by itself (KICK_TTL_MS). Never
-                # let this turn an accepted event's 200 into a 503 that says "not accepted".
-                log.warning("could not clear the kick flag", extra={"stream": stream})
+        """Wake `stream` so a pump drains it (nothing to do if it is already waiting)."""
+        self.start(self.store.kick(stream))
 
     def append(self, event: ev.Event, *, require: Sequence[tuple[str, str]] = ()) -> None:
-        """Store `event` durably on its stream and wake a worker for it."""
-        if self.store.append(event, require=require):
-            self.wake(event.stream)
+        """Store `event` durably on its stream and wake the stream."""
+        self.start(self.store.append(event, require=require))
 
     def ring(self, conversation_id: str) -> None:
         """Doorbell: something changed on this conversation's ticket (DESIGN.md invariant 7)."""
-        event = ev.Event(ev.RING, ev.stream(ev.INBOUND, conversation_id))
-        if self.store.ring(event):
-            self.wake(event.stream)
+        self.start(self.store.ring(ev.Event(ev.RING, ev.stream(ev.INBOUND, conversation_id))))

@@ -7,7 +7,11 @@ Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/e
                                 first_failed, due, error, response, sending (start of a send
                                 that has no outcome yet: set means a worker died mid-send)
     P:lease:<stream>    string  token of the worker draining the stream (expires, renewed)
-    P:kick:<stream>     string  a drain task is already queued for the stream (expires)
+    P:kick:<stream>     string  the stream is already waiting in P:ready or for a drain task
+                                (expires, so a lost wake-up heals by itself)
+    P:ready             list    streams woken and waiting for a pump, oldest first
+    P:pumps             zset    pump id -> heartbeat epoch: pump tasks running or published;
+                                entries older than PUMP_TTL are dead and pruned
     P:pending           set     streams that hold events (the sweeper's safety net)
     P:due               zset    stream -> epoch seconds when its deferred head is due again
     P:conv:<cid>        hash    conversation record (see Conversation)
@@ -35,81 +39,183 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
 from bridge import stats
 from bridge.events import Event, split_stream
 
-KICK_TTL_MS = 30_000
+if TYPE_CHECKING:
+    from bridge.config import Settings
 
-# KEYS: queue, pending, kick, [keys that must exist...]; ARGV: stream, event json, kick ttl ms
-_ENQUEUE = """
-for i = 4, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then return -(i - 3) end
+KICK_TTL_MS = 30_000
+#: Seconds after its last heartbeat that a pump counts as dead (a worker killed under it).
+PUMP_TTL = 30.0
+
+# Waking a stream: the first event while the stream is asleep puts it on P:ready, and a
+# pump is reserved when fewer than the configured number are alive, so the caller knows to
+# start one. Scripts that wake streams end with this function; `wake` is their last
+# argument group: ready key, pumps key, now, pump ttl, max pumps, new pump id.
+_WAKE = """
+local function reserve_pump(ready, pumps, now, ttl, max, id)
+  redis.call('ZREMRANGEBYSCORE', pumps, '-inf', tonumber(now) - tonumber(ttl))
+  if redis.call('ZCARD', pumps) < tonumber(max) then
+    redis.call('ZADD', pumps, now, id)
+    return id
+  end
+  return ''
+end
+"""
+
+# KEYS: queue, pending, kick, ready, pumps, [keys that must exist...]
+# ARGV: stream, event json, kick ttl ms, now, pump ttl, max pumps, new pump id
+# Returns {status, pump id to start or ''}; status 1 appended, -i: required key i is missing.
+_ENQUEUE = (
+    _WAKE
+    + """
+for i = 6, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then return {-(i - 5), ''} end
 end
 redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
-if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then return 1 end
-return 0
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then
+  redis.call('RPUSH', KEYS[4], ARGV[1])
+  return {1, reserve_pump(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7])}
+end
+return {1, ''}
+"""
+)
+
+# Wake a stream that already holds events (sweeper, due retries, a drain handing back).
+# KEYS: kick, ready, pumps; ARGV: stream, kick ttl ms, now, pump ttl, max pumps, new pump id
+_KICK = (
+    _WAKE
+    + """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return {1, reserve_pump(KEYS[2], KEYS[3], ARGV[3], ARGV[4], ARGV[5], ARGV[6])}
+end
+return {0, ''}
+"""
+)
+
+# Start a pump if streams wait and too few pumps are alive (beat, as a safety net).
+# KEYS: ready, pumps; ARGV: now, pump ttl, max pumps, new pump id
+_ENSURE_PUMP = (
+    _WAKE
+    + """
+if redis.call('LLEN', KEYS[1]) == 0 then return '' end
+return reserve_pump(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+"""
+)
+
+# A pump with nothing to do leaves, unless a stream was woken meanwhile.
+# KEYS: ready, pumps; ARGV: pump id, now. Returns 1: gone, 0: stay (work arrived).
+_RETIRE_PUMP = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('LLEN', KEYS[1]) > 0 then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  return 0
+end
+return 1
 """
 
 # A ring is only worth queueing when fewer than two are waiting: the one being read may
 # have missed this change, a second one will not.
-# KEYS: queue, pending, kick; ARGV: stream, event json, kick ttl ms
-_RING = """
-if redis.call('LLEN', KEYS[1]) >= 2 then return 0 end
+# KEYS: queue, pending, kick, ready, pumps
+# ARGV: stream, event json, kick ttl ms, now, pump ttl, max pumps, new pump id
+_RING = (
+    _WAKE
+    + """
+if redis.call('LLEN', KEYS[1]) >= 2 then return {0, ''} end
 redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
-if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then return 1 end
-return 0
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then
+  redis.call('RPUSH', KEYS[4], ARGV[1])
+  return {1, reserve_pump(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7])}
+end
+return {1, ''}
 """
+)
 
 # Start (or decline) a delivery attempt of the head event, renewing the lease.
-# KEYS: lease, head; ARGV: token, head id, lease ms, now
-# Returns {status, attempts, crashes, first_failed, due}; status: -1 lease lost,
-# 0 not due yet, 1 go (first try or retry), 2 go, but a previous send never finished.
-_BEGIN = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0, 0, '0', '0'} end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[2], 'id', ARGV[2])
+# Returns {status, attempts, crashes, first_failed, due}; status: 0 not due yet,
+# 1 go (first try or retry), 2 go, but a previous send never finished.
+_BEGIN_FN = """
+local function begin(lease, head, head_id, lease_ms, now)
+  redis.call('PEXPIRE', lease, lease_ms)
+  if redis.call('HGET', head, 'id') ~= head_id then
+    redis.call('DEL', head)
+    redis.call('HSET', head, 'id', head_id)
+  end
+  local h = redis.call('HGETALL', head)
+  local s = {}
+  for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
+  if tonumber(s['due'] or '0') > tonumber(now) then
+    return {0, tonumber(s['attempts'] or '0'), tonumber(s['crashes'] or '0'),
+            s['first_failed'] or '0', s['due']}
+  end
+  local status = 1
+  local crashes = tonumber(s['crashes'] or '0')
+  if s['sending'] then
+    status = 2
+    crashes = crashes + 1
+    redis.call('HSET', head, 'crashes', crashes)
+  end
+  local attempts = redis.call('HINCRBY', head, 'attempts', 1)
+  redis.call('HSET', head, 'sending', now)
+  redis.call('HDEL', head, 'due')
+  return {status, attempts, crashes, s['first_failed'] or '0', '0'}
 end
-local h = redis.call('HGETALL', KEYS[2])
-local s = {}
-for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
-local due = tonumber(s['due'] or '0')
-if due > tonumber(ARGV[4]) then
-  return {0, tonumber(s['attempts'] or '0'), tonumber(s['crashes'] or '0'),
-          s['first_failed'] or '0', s['due']}
-end
-local status = 1
-local crashes = tonumber(s['crashes'] or '0')
-if s['sending'] then
-  status = 2
-  crashes = crashes + 1
-  redis.call('HSET', KEYS[2], 'crashes', crashes)
-end
-local attempts = redis.call('HINCRBY', KEYS[2], 'attempts', 1)
-redis.call('HSET', KEYS[2], 'sending', ARGV[4])
-redis.call('HDEL', KEYS[2], 'due')
-return {status, attempts, crashes, s['first_failed'] or '0', '0'}
 """
 
+# KEYS: lease, head; ARGV: token, head id, lease ms, now (-1: lease lost)
+_BEGIN = (
+    _BEGIN_FN
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0, 0, '0', '0'} end
+return begin(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4])
+"""
+)
+
+# One round trip at the top of each delivery: (take the lease,) peek, begin the head.
+# KEYS: lease, head, queue, kick; ARGV: token, lease ms, now, peek count, acquire (1/0)
+# Returns begin's answer followed by the peeked events, or {-3} busy (another worker holds
+# the lease), {-1} lease lost, {-4} nothing waiting.
+_TAKE = (
+    _BEGIN_FN
+    + """
+if ARGV[5] == '1' then
+  redis.call('DEL', KEYS[4])
+  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {-3} end
+elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {-1}
+end
+local events = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+if #events == 0 then return {-4} end
+local r = begin(KEYS[1], KEYS[2], cjson.decode(events[1])['id'], ARGV[2], ARGV[3])
+for i = 1, #events do table.insert(r, events[i]) end
+return r
+"""
+)
+
 # Consume the first n events (delivered) and append what they produced, atomically.
-# KEYS: queue, head, lease, pending, due, record, index, stats, history,
+# KEYS: queue, head, lease, pending, due, record, index, stats, history, ready, pumps,
 #       then (out queue, out kick) pairs
 # ARGV: token, n, head id, stream, kick ttl ms, record updates (json [f, v, ...]),
 #       index value ('' for none), stats increments (json [f, n, ...]), float stats
 #       increments (json [f, x, ...]), history entries (json [...]), history cap,
-#       then (out stream, out json) pairs
+#       now, pump ttl, max pumps, new pump id, then (out stream, out json) pairs
+# Returns {status, pump id to start or '', events left}; status 1 ok, -1 lease lost,
+# -2 head moved.
 # Returns {status, kicked streams...}; status 1 ok, -1 lease lost, -2 head moved.
-_ACK = """
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {-1} end
+_ACK = (
+    _WAKE
+    + """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {-1, '', 0} end
 local first = redis.call('LINDEX', KEYS[1], 0)
-if (not first) or cjson.decode(first)['id'] ~= ARGV[3] then return {-2} end
+if (not first) or cjson.decode(first)['id'] ~= ARGV[3] then return {-2, '', 0} end
 redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[5], ARGV[4])
@@ -126,18 +232,22 @@ if #hist > 0 then
   redis.call('RPUSH', KEYS[9], unpack(hist))
   redis.call('LTRIM', KEYS[9], -tonumber(ARGV[11]), -1)
 end
-local result = {1}
-local k = 10
-for i = 12, #ARGV, 2 do
+local woke = false
+local k = 12
+for i = 16, #ARGV, 2 do
   redis.call('RPUSH', KEYS[k], ARGV[i + 1])
   redis.call('SADD', KEYS[4], ARGV[i])
   if redis.call('SET', KEYS[k + 1], '1', 'NX', 'PX', ARGV[5]) then
-    table.insert(result, ARGV[i])
+    redis.call('RPUSH', KEYS[10], ARGV[i])
+    woke = true
   end
   k = k + 2
 end
-return result
+local pump = ''
+if woke then pump = reserve_pump(KEYS[10], KEYS[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]) end
+return {1, pump, redis.call('LLEN', KEYS[1])}
 """
+)
 
 # Put the head off until `due` after a transient failure.
 # KEYS: lease, head, due, stats; ARGV: token, head id, due, error, response, now, stream,
@@ -183,6 +293,13 @@ return 1
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+# Let go of a drained stream and say what is left: {events waiting, due time or '0'}.
+# KEYS: lease, queue, due; ARGV: token, stream
+_LET_GO = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return {redis.call('LLEN', KEYS[2]), redis.call('ZSCORE', KEYS[3], ARGV[2]) or '0'}
 """
 
 
@@ -269,6 +386,23 @@ class Head:
         """A previous send of this event started and never reported back."""
         return self.status == 2
 
+    @classmethod
+    def parse(cls, r: Sequence[Any]) -> Head:
+        return cls(int(r[0]), int(r[1]), int(r[2]), float(r[3] or 0), float(r[4] or 0))
+
+
+#: `Store.take` statuses beyond Head's: another worker drains it, lease lost, nothing waits.
+BUSY, LOST, EMPTY = -3, -1, -4
+
+
+@dataclass(frozen=True)
+class Take:
+    """The top of one delivery step: the head's state and the events peeked behind it."""
+
+    status: int  # BUSY, LOST, EMPTY, or Head.status
+    head: Head | None = None
+    events: Sequence[Event] = ()
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -310,16 +444,27 @@ def connect(url: str, *, ssl_cert_reqs: str = "required") -> redis.Redis:
 class Store:
     """The bridge's Redis state; every key layout lives in this module."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "hb") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "hb", *, pumps: int = 2) -> None:
         self.redis = client
         self.prefix = prefix
+        self.pumps = pumps  # how many pump tasks may run at once (Settings.pumps)
         self._enqueue = client.register_script(_ENQUEUE)
+        self._kick = client.register_script(_KICK)
+        self._ensure_pump = client.register_script(_ENSURE_PUMP)
+        self._retire_pump = client.register_script(_RETIRE_PUMP)
+        self._take = client.register_script(_TAKE)
+        self._let_go = client.register_script(_LET_GO)
         self._ring = client.register_script(_RING)
         self._begin = client.register_script(_BEGIN)
         self._ack = client.register_script(_ACK)
         self._defer = client.register_script(_DEFER)
         self._dead_letter = client.register_script(_DEAD_LETTER)
         self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        client = connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs)
+        return cls(client, settings.key_prefix, pumps=settings.pumps)
 
     # -- keys ---------------------------------------------------------------------------
     def key(self, *parts: str) -> str:
@@ -340,26 +485,37 @@ class Store:
         return self.key("hist", cid) if cid else self.key("none")
 
     def _stream_keys(self, stream: str) -> list[str]:
-        return [self.queue_key(stream), self.key("pending"), self.key("kick", stream)]
+        return [
+            self.queue_key(stream),
+            self.key("pending"),
+            self.key("kick", stream),
+            self.key("ready"),
+            self.key("pumps"),
+        ]
+
+    def _wake_args(self) -> list[Any]:
+        """now, pump ttl, max pumps, a fresh pump id: the arguments of _WAKE's reserve_pump."""
+        return [repr(time.time()), PUMP_TTL, self.pumps, secrets.token_hex(6)]
 
     # -- health -------------------------------------------------------------------------
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
     # -- records ------------------------------------------------------------------------
-    def create_user(self, user: User, event: Event) -> bool:
-        """Store the user and queue its upsert; True when a drain task must be published."""
+    def create_user(self, user: User, event: Event) -> str:
+        """Store the user and queue its upsert; returns a pump id to start, or ''."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.user_key(user.id), mapping=user.to_hash())  # type: ignore[arg-type]
         self._enqueue(
             keys=self._stream_keys(event.stream),
-            args=[event.stream, event.to_json(), KICK_TTL_MS],
+            args=[event.stream, event.to_json(), KICK_TTL_MS, *self._wake_args()],
             client=pipe,
         )
-        return int(pipe.execute()[-1]) == 1
+        return str(pipe.execute()[-1][1])
 
-    def create_conversation(self, conv: Conversation, event: Event) -> bool:
-        """Store the conversation, mark it open, queue its ticket creation."""
+    def create_conversation(self, conv: Conversation, event: Event) -> str:
+        """Store the conversation, mark it open, queue its ticket creation; returns a pump
+        id to start, or ''."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(
             self.conv_key(conv.id),
@@ -373,10 +529,10 @@ class Store:
         pipe.zadd(self.key("open"), {conv.id: conv.created_at})
         self._enqueue(
             keys=self._stream_keys(event.stream),
-            args=[event.stream, event.to_json(), KICK_TTL_MS],
+            args=[event.stream, event.to_json(), KICK_TTL_MS, *self._wake_args()],
             client=pipe,
         )
-        return int(pipe.execute()[-1]) == 1
+        return str(pipe.execute()[-1][1])
 
     def conversation(self, cid: str) -> Conversation | None:
         h = cast(dict[str, str], self.redis.hgetall(self.conv_key(cid)))
@@ -402,26 +558,61 @@ class Store:
         return cast(str | None, self.redis.get(self.key("bpconv", bp_conversation_id)))
 
     # -- producing events ---------------------------------------------------------------
-    def append(self, event: Event, *, require: Sequence[tuple[str, str]] = ()) -> bool:
-        """Append `event` to its stream; True when a drain task must be published.
+    def append(self, event: Event, *, require: Sequence[tuple[str, str]] = ()) -> str:
+        """Append `event` to its stream, waking the stream; returns a pump id to start, or ''.
 
         `require` lists (what, key) pairs that must exist, checked in the same atomic step;
         a missing one raises NotFound(what) and nothing is written.
         """
         keys = self._stream_keys(event.stream) + [key for _, key in require]
-        result = int(self._enqueue(keys=keys, args=[event.stream, event.to_json(), KICK_TTL_MS]))
-        if result < 0:
-            raise NotFound(require[-result - 1][0])
-        return result == 1
+        status, pump = self._enqueue(
+            keys=keys, args=[event.stream, event.to_json(), KICK_TTL_MS, *self._wake_args()]
+        )
+        if int(status) < 0:
+            raise NotFound(require[-int(status) - 1][0])
+        return str(pump)
 
-    def ring(self, event: Event) -> bool:
-        """Queue a doorbell ring unless two already wait; True when a drain must be published."""
+    def ring(self, event: Event) -> str:
+        """Queue a doorbell ring unless two already wait; returns a pump id to start, or ''."""
         keys = self._stream_keys(event.stream)
-        return int(self._ring(keys=keys, args=[event.stream, event.to_json(), KICK_TTL_MS])) == 1
+        _, pump = self._ring(
+            keys=keys, args=[event.stream, event.to_json(), KICK_TTL_MS, *self._wake_args()]
+        )
+        return str(pump)
 
-    def kick(self, stream: str) -> bool:
-        """Claim the right to publish a drain task for `stream` (False: one is queued)."""
-        return bool(self.redis.set(self.key("kick", stream), "1", nx=True, px=KICK_TTL_MS))
+    def kick(self, stream: str) -> str:
+        """Wake `stream` unless it is already waiting; returns a pump id to start, or ''."""
+        _, pump = self._kick(
+            keys=[self.key("kick", stream), self.key("ready"), self.key("pumps")],
+            args=[stream, KICK_TTL_MS, *self._wake_args()],
+        )
+        return str(pump)
+
+    # -- pumps --------------------------------------------------------------------------
+    def ensure_pump(self) -> str:
+        """A pump id to start when streams wait and too few pumps are alive, else ''."""
+        keys = [self.key("ready"), self.key("pumps")]
+        return str(self._ensure_pump(keys=keys, args=self._wake_args()))
+
+    def forget_pump(self, pump_id: str) -> None:
+        """A reserved pump that was never started (its task could not be published)."""
+        self.redis.zrem(self.key("pumps"), pump_id)
+
+    def next_ready(self, timeout: float) -> str | None:
+        """The next woken stream, waiting up to `timeout` seconds for one."""
+        got = self.redis.blpop([self.key("ready")], timeout=timeout)
+        return str(cast(Sequence[str], got)[1]) if got else None
+
+    def heartbeat(self, pump_id: str) -> None:
+        self.redis.zadd(self.key("pumps"), {pump_id: time.time()})
+
+    def retire_pump(self, pump_id: str) -> bool:
+        """Leave unless a stream was woken meanwhile; True when the pump is gone."""
+        keys = [self.key("ready"), self.key("pumps")]
+        return int(self._retire_pump(keys=keys, args=[pump_id, repr(time.time())])) == 1
+
+    def ready_streams(self) -> list[str]:
+        return cast(list[str], self.redis.lrange(self.key("ready"), 0, -1))
 
     # -- draining -----------------------------------------------------------------------
     def clear_kick(self, stream: str) -> None:
@@ -434,6 +625,38 @@ class Store:
 
     def release_lease(self, stream: str, token: str) -> None:
         self._release(keys=[self.key("lease", stream)], args=[token])
+
+    def take(
+        self,
+        stream: str,
+        token: str,
+        lease_seconds: float,
+        now: float,
+        peek: int,
+        *,
+        acquire: bool,
+    ) -> Take:
+        """(Take the lease,) peek `peek` events and begin the head's delivery attempt."""
+        r = self._take(
+            keys=[
+                self.key("lease", stream),
+                self.key("head", stream),
+                self.queue_key(stream),
+                self.key("kick", stream),
+            ],
+            args=[token, int(lease_seconds * 1000), repr(now), peek, 1 if acquire else 0],
+        )
+        if int(r[0]) < 0 and len(r) == 1:
+            return Take(int(r[0]))
+        return Take(int(r[0]), Head.parse(r[:5]), [Event.from_json(e) for e in r[5:]])
+
+    def let_go(self, stream: str, token: str) -> tuple[int, float]:
+        """Release the lease; returns (events still waiting, due time of a deferred head)."""
+        left, due = self._let_go(
+            keys=[self.key("lease", stream), self.queue_key(stream), self.key("due")],
+            args=[token, stream],
+        )
+        return int(left), float(due or 0)
 
     def peek(self, stream: str, n: int) -> list[Event]:
         raw = cast(list[str], self.redis.lrange(self.queue_key(stream), 0, n - 1))
@@ -449,7 +672,7 @@ class Store:
             keys=[self.key("lease", stream), self.key("head", stream)],
             args=[token, head_id, int(lease_seconds * 1000), repr(now)],
         )
-        return Head(int(r[0]), int(r[1]), int(r[2]), float(r[3] or 0), float(r[4] or 0))
+        return Head.parse(r)
 
     def ack(
         self,
@@ -465,13 +688,13 @@ class Store:
         delivered: Sequence[Event] = (),
         attempts: int = 1,
         now: float | None = None,
-    ) -> list[str] | None:
+    ) -> tuple[str, int] | None:
         """Drop the first `n` events as delivered and append `outputs`, atomically.
 
         `updates` are written to the hash `record` (a full key); `index` is (key, value) to SET.
         `delivered` are those events (counted in P:stats, with their latency at `now`, and
         recorded in the conversation's history with `attempts`).
-        Returns the output streams that need a drain task published, or None when the
+        Returns (a pump id to start or '', events left on the stream), or None when the
         lease was lost or the head moved (nothing written).
         """
         now = time.time() if now is None else now
@@ -494,6 +717,8 @@ class Store:
             index[0] if index else self.key("none"),
             self.key("stats"),
             self.history_key(stream),
+            self.key("ready"),
+            self.key("pumps"),
         ]
         args: list[Any] = [
             token,
@@ -507,6 +732,7 @@ class Store:
             json.dumps([x for kv in floats.items() for x in kv]),
             json.dumps(hist),
             stats.HISTORY_CAP,
+            *self._wake_args(),
         ]
         for ev in outs:
             keys += [self.queue_key(ev.stream), self.key("kick", ev.stream)]
@@ -514,7 +740,7 @@ class Store:
         r = self._ack(keys=keys, args=args)
         if int(r[0]) != 1:
             return None
-        return [str(s) for s in r[1:]]
+        return str(r[1]), int(r[2])
 
     def defer(
         self,

@@ -10,9 +10,9 @@ from typing import Any
 from celery import Celery
 
 from bridge.config import Settings
-from bridge.runtime import Publish
 
 DRAIN = "hitl.drain"
+PUMP = "hitl.pump"
 QUEUE = "hitl"
 #: Beat: due retries are woken this often; pending streams are swept this often.
 WAKE_EVERY = 1.0
@@ -26,12 +26,14 @@ def make_celery(settings: Settings, *, poll_interval: float = 0.0) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
-        # Late ack + reject on a lost worker: a killed worker's task runs again elsewhere.
-        # The drain's lease and per-event crash count make that safe and bounded.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=4,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A task here is only a wake-up: every event lives in its Redis stream until it is
+        # delivered, and beat re-wakes what a lost task would have drained (due retries
+        # every second, pumps whose heartbeat stopped, pending streams every 30 s). So
+        # tasks are acked as they start: no redelivery after a visibility timeout
+        # (kombu#337), and no late-ack tasks to cancel on a broker connection loss, where
+        # Celery 5.7's restore of unacked messages kills the worker (celery#9250).
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         # Countdowns stay under 30 s (long waits live in Redis), far below this.
         broker_transport_options={"visibility_timeout": 3600},
@@ -58,13 +60,17 @@ def _schedule(poll_interval: float) -> dict[str, Any]:
     return schedule
 
 
-def publisher(app: Celery) -> Publish:
-    """A Publish function that sends drain tasks through `app`'s broker."""
+class CeleryDispatch:
+    """Starts the bridge's tasks through `app`'s broker (bridge.runtime.Dispatch)."""
 
-    def publish(stream: str, countdown: float) -> None:
-        app.send_task(DRAIN, args=[stream], queue=QUEUE, countdown=countdown or None)
+    def __init__(self, app: Celery) -> None:
+        self.app = app
 
-    return publish
+    def drain(self, stream: str, countdown: float) -> None:
+        self.app.send_task(DRAIN, args=[stream], queue=QUEUE, countdown=countdown or None)
+
+    def pump(self, pump_id: str) -> None:
+        self.app.send_task(PUMP, args=[pump_id], queue=QUEUE)
 
 
 class PerProcess:

@@ -3,17 +3,23 @@
 Any number of workers may call `drain` for the same stream at once; the lease lets one
 of them work and the others return at once. The holder delivers head events until the
 stream is empty or its head must wait for a retry.
+
+Streams are woken onto the P:ready list (bridge/storage.py); a pump is one Celery task
+that drains woken streams one after another, so a steady trickle of events across many
+conversations costs one task per pump, not one task per event.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Sequence
 
 from bridge import events as ev
 from bridge.errors import DeliveryError, PermanentError, TransientError
+from bridge.storage import BUSY, EMPTY, LOST
 from workers.context import Context
 from workers.handlers import HANDLERS, PEEK, Outcome
 
@@ -35,44 +41,77 @@ MAX_TASK_SECONDS = 10.0
 STOPPING = threading.Event()
 
 
+#: A pump with nothing to do waits this long for a woken stream before it leaves.
+PUMP_IDLE_SECONDS = 2.0
+
+
+def pump(ctx: Context, pump_id: str) -> int:
+    """Drain woken streams one after another until idle, stopped or out of time."""
+    store = ctx.store
+    stop_at = time.monotonic() + MAX_TASK_SECONDS
+    delivered, beat_at = 0, 0.0
+    idle_since = time.monotonic()
+    while not STOPPING.is_set() and time.monotonic() < stop_at:
+        if time.monotonic() - beat_at > 1.0:
+            store.heartbeat(pump_id)
+            beat_at = time.monotonic()
+        stream = store.next_ready(timeout=0.25)
+        if stream is None:
+            if time.monotonic() - idle_since >= PUMP_IDLE_SECONDS and store.retire_pump(pump_id):
+                return delivered
+            continue
+        delivered += drain(ctx, stream)
+        idle_since = time.monotonic()
+    # Out of time (other Celery work gets its turn) or told to stop: a fresh pump task
+    # takes over whatever is still waiting.
+    store.forget_pump(pump_id)
+    ctx.start(store.ensure_pump())
+    return delivered
+
+
 def drain(ctx: Context, stream: str) -> int:
     """Deliver what is due on `stream`; returns how many events were delivered."""
     store = ctx.store
-    store.clear_kick(stream)
-    token = store.acquire_lease(stream, ctx.settings.lease_seconds)
-    if token is None:
-        return 0  # another worker holds it; it re-checks the stream before letting go
-    delivered = 0
-    handed_back = False
+    token = secrets.token_hex(8)
     try:
-        delivered, handed_back = _drain_leased(ctx, stream, token)
-    finally:
-        store.release_lease(stream, token)
+        result = _drain_leased(ctx, stream, token)
+    except BaseException:
+        store.let_go(stream, token)
+        raise
+    if result is None:
+        return 0  # another worker holds it; it re-checks the stream before letting go
+    delivered, handed_back = result
+    left, due = store.let_go(stream, token)
     # An event appended between our last look and the release found the lease taken;
     # look once more so it never waits for the sweeper.
-    if handed_back or (store.length(stream) and store.deferred_until(stream) <= time.time()):
+    if handed_back or (left and due <= time.time()):
         ctx.kick(stream)
     return delivered
 
 
-def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool]:
+def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool] | None:
+    """Deliver under the lease: (delivered, handed back unfinished), None when busy."""
     store = ctx.store
     kind, _ = ev.split_stream(stream)
     handler = HANDLERS[kind]
     peek = PEEK.get(kind, 1)
     delivered = 0
+    acquire = True
     stop_at = time.monotonic() + MAX_TASK_SECONDS
     while delivered < MAX_PER_TASK and time.monotonic() < stop_at and not STOPPING.is_set():
-        events = store.peek(stream, peek)
-        if not events:
-            return delivered, False
-        head_event = events[0]
-        now = time.time()
         # A little slack so a countdown that fires a hair early is not sent back to wait.
-        head = store.begin(stream, token, head_event.id, ctx.settings.lease_seconds, now + 0.05)
-        if head.status < 0:
-            log.warning("lease lost", extra={"stream": stream, "event_id": head_event.id})
+        now = time.time() + 0.05
+        taken = store.take(stream, token, ctx.settings.lease_seconds, now, peek, acquire=acquire)
+        if taken.status == BUSY:
+            return None
+        acquire = False
+        if taken.status == LOST:
+            log.warning("lease lost", extra={"stream": stream})
             return delivered, False
+        if taken.status == EMPTY or taken.head is None:
+            return delivered, False
+        head, events = taken.head, taken.events
+        head_event = events[0]
         if head.status == 0:
             return delivered, False  # deferred; the due schedule wakes it
         if head.crashes >= MAX_CRASHES:
@@ -111,7 +150,8 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool]:
                 continue  # window spent: dead-lettered, go on with the next event
             return delivered, False
         batch = events[: outcome.consumed]
-        if not _commit(ctx, stream, token, batch, outcome, head.attempts):
+        left = _commit(ctx, stream, token, batch, outcome, head.attempts)
+        if left is None:
             return delivered, False
         delivered += outcome.consumed
         for e in batch:
@@ -126,6 +166,8 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool]:
                     "latency": round(max(0.0, time.time() - e.at), 3),
                 },
             )
+        if left == 0:
+            return delivered, False
     return delivered, True
 
 
@@ -136,9 +178,10 @@ def _commit(
     batch: Sequence[ev.Event],
     outcome: Outcome,
     attempts: int,
-) -> bool:
+) -> int | None:
+    """Record the batch as delivered; returns the events left, None when the lease was lost."""
     head_event = batch[0]
-    kicks = ctx.store.ack(
+    acked = ctx.store.ack(
         stream,
         token,
         head_event.id,
@@ -150,14 +193,14 @@ def _commit(
         delivered=batch,
         attempts=attempts,
     )
-    if kicks is None:
+    if acked is None:
         log.warning("lease lost before ack", extra={"stream": stream, "event_id": head_event.id})
-        return False
+        return None
+    pump_id, left = acked
     if outcome.closed:
         ctx.store.close_conversation(outcome.closed)
-    for out in kicks:
-        ctx.wake(out)
-    return True
+    ctx.start(pump_id)
+    return left
 
 
 def _defer(
@@ -201,7 +244,7 @@ def _defer(
         },
     )
     if wait <= MAX_COUNTDOWN:
-        ctx.publish(stream, wait)
+        ctx.dispatch.drain(stream, wait)
     return True
 
 

@@ -1,4 +1,5 @@
-"""Celery tasks: drain a stream, wake due retries, sweep forgotten streams, poll the helpdesk."""
+"""Celery tasks: pump woken streams, drain one stream (retry countdowns), wake due retries,
+sweep forgotten streams, poll the helpdesk."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from celery import Celery
 
 from workers.context import Context
-from workers.drain import drain
+from workers.drain import drain, pump
 
 
 def register(app: Celery, context: Callable[[], Context]) -> None:
@@ -18,12 +19,19 @@ def register(app: Celery, context: Callable[[], Context]) -> None:
     def drain_task(stream: str) -> int:
         return drain(context(), stream)
 
+    @app.task(name="hitl.pump")
+    def pump_task(pump_id: str) -> int:
+        return pump(context(), pump_id)
+
     @app.task(name="hitl.wake")
     def wake_task() -> int:
+        """Every second: wake streams whose retry is due; start a pump if streams wait
+        and none is alive (a worker killed under its pumps)."""
         ctx = context()
         due = ctx.store.due_streams(time.time())
         for stream in due:
             ctx.kick(stream)
+        ctx.start(ctx.store.ensure_pump())
         return len(due)
 
     @app.task(name="hitl.sweep")

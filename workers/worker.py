@@ -8,10 +8,10 @@ from celery.signals import task_prerun
 
 from bridge.logs import configure as configure_logging
 from bridge.logs import secrets_of
-from bridge.storage import Store, connect
+from bridge.storage import Store
 from workers import adapters
 from workers.botpress import Botpress
-from workers.celery_app import PerProcess, make_celery, publisher
+from workers.celery_app import CeleryDispatch, PerProcess, make_celery
 from workers.context import Context
 from workers.drain import STOPPING
 from workers.retry import RetryPolicy
@@ -19,21 +19,17 @@ from workers.tasks import register
 
 settings = adapters.settings_or_exit()
 configure_logging(settings.log_level, redact=secrets_of(settings))
-_probe = Store(
-    connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs), settings.key_prefix
-)
+_probe = Store.from_settings(settings)
 app = make_celery(settings, poll_interval=adapters.load(settings, _probe).poll_interval)
 
 
 def _context() -> Context:
-    store = Store(
-        connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs), settings.key_prefix
-    )
+    store = Store.from_settings(settings)
     return Context(
         settings=settings,
         store=store,
         helpdesk=adapters.load(settings, store),
-        publish=publisher(app),
+        dispatch=CeleryDispatch(app),
         botpress=Botpress(settings),
         retry=RetryPolicy(settings.retry_base, settings.retry_cap, settings.retry_window),
     )

@@ -87,8 +87,7 @@ def create_remote_user(rt: Runtime, data: dict[str, Any]) -> Response:
         extra={k: v for k, v in p.items() if k not in _PROFILE_KEYS},
     )
     event = ev.Event(ev.USER_UPSERT, ev.stream(ev.USER, user.id), {"user": user.id})
-    if rt.store.create_user(user, event):
-        rt.wake(event.stream)
+    rt.start(rt.store.create_user(user, event))
     metrics.accepted(event, "createRemoteUser")
     return jsonify({"id": user.id})
 
@@ -122,8 +121,7 @@ def create_remote_conversation(rt: Runtime, data: dict[str, Any]) -> Any:
             ],
         },
     )
-    if rt.store.create_conversation(conv, event):
-        rt.wake(event.stream)
+    rt.start(rt.store.create_conversation(conv, event))
     metrics.accepted(event, "createRemoteConversation")
     return jsonify({"id": conv.id})
 

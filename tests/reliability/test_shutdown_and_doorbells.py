@@ -143,12 +143,12 @@ def _doorbell(helpdesk: HelpdeskSide, d: Deployment, load: Load) -> Callable[[st
     except Unsupported:
         from bridge.config import Settings
         from bridge.runtime import Runtime
-        from bridge.storage import Store, connect
-        from workers.celery_app import make_celery, publisher
+        from bridge.storage import Store
+        from workers.celery_app import CeleryDispatch, make_celery
 
         settings = Settings.from_env(d.env)
-        store = Store(connect(settings.redis_url), settings.key_prefix)
-        rt = Runtime(settings, store, None, publisher(make_celery(settings)))  # type: ignore[arg-type]
+        store = Store.from_settings(settings)
+        rt = Runtime(settings, store, None, CeleryDispatch(make_celery(settings)))  # type: ignore[arg-type]
         return rt.ring
 
     def webhook(cid: str) -> None:

@@ -81,13 +81,13 @@ class ScriptedBotpress:
         raise PermanentError("no token")
 
 
-def make_ctx(settings: Settings, store: Store, publish: Any) -> Context:
+def make_ctx(settings: Settings, store: Store, dispatch: Any) -> Context:
     """A worker's context with the scripted helpdesk and Botpress on `store`."""
     return Context(
         settings=settings,
         store=store,
         helpdesk=ScriptedHelpdesk(settings, store),
-        publish=publish,
+        dispatch=dispatch,
         botpress=ScriptedBotpress(),  # type: ignore[arg-type]
         retry=RetryPolicy(base=10, cap=100, window=1000),
     )

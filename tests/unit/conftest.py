@@ -20,8 +20,17 @@ from workers.context import Context
 
 
 class Published(list[tuple[str, float]]):
-    def __call__(self, stream: str, countdown: float) -> None:
+    """Records the tasks a Runtime starts: drains as (stream, countdown), pumps by id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pumps: list[str] = []
+
+    def drain(self, stream: str, countdown: float) -> None:
         self.append((stream, countdown))
+
+    def pump(self, pump_id: str) -> None:
+        self.pumps.append(pump_id)
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bridge import events as ev
 from bridge.errors import PermanentError, TransientError
 from bridge.storage import User
@@ -11,7 +13,7 @@ from tests.support.scripted import helpdesk, open_conversation, say
 from tests.unit.conftest import Published
 from workers.adapters.base import AgentMessage, Changes
 from workers.context import Context
-from workers.drain import MAX_CRASHES, drain
+from workers.drain import MAX_CRASHES, drain, pump
 from workers.retry import RetryPolicy
 
 
@@ -159,3 +161,19 @@ def test_close_without_a_botpress_token_is_a_visible_dead_letter(ctx: Context) -
     drain(ctx, "rs:bp-conv-9")
     [dl] = ctx.store.dead_letters()
     assert dl.reason == "no token" and dl.stream == "rs:bp-conv-9"
+
+
+def test_a_pump_drains_every_woken_stream_then_leaves(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workers.drain
+
+    monkeypatch.setattr(workers.drain, "PUMP_IDLE_SECONDS", 0.1)
+    streams = [open_conversation(ctx, f"c_{i}") for i in range(3)]
+    for i in range(3):
+        say(ctx, f"c_{i}", "BOT", f"hello {i}")
+    [pump_id, *_] = ctx.store.redis.zrange(ctx.store.key("pumps"), 0, -1)  # reserved by a wake
+    assert pump(ctx, pump_id) == 6  # three tickets, three messages
+    assert all(ctx.store.length(s) == 0 for s in streams)
+    assert ctx.store.ready_streams() == []
+    assert ctx.store.redis.zscore(ctx.store.key("pumps"), pump_id) is None  # retired

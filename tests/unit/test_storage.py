@@ -12,13 +12,41 @@ def msg(cid: str = "c_1", n: int = 0) -> ev.Event:
     return ev.Event(ev.MESSAGE, ev.stream(ev.TO_HELPDESK, cid), {"n": n})
 
 
-def test_append_kicks_once_until_a_drain_clears_the_flag(store: Store) -> None:
-    assert store.append(msg(n=1)) is True
-    assert store.append(msg(n=2)) is False  # a drain task is already on its way
+def test_append_wakes_a_stream_once_until_a_drain_takes_it(store: Store) -> None:
+    pump = store.append(msg(n=1))
+    assert pump  # the first wake-up reserves a pump to start
+    assert store.append(msg(n=2)) == ""  # already waiting in P:ready
+    assert store.ready_streams() == ["hd:c_1"]
     store.clear_kick("hd:c_1")
-    assert store.append(msg(n=3)) is True
+    second = store.append(msg(n=3))
+    assert second and second != pump  # two pumps are allowed (Store.pumps = 2)
+    assert store.ready_streams() == ["hd:c_1", "hd:c_1"]
     assert [e.data["n"] for e in store.peek("hd:c_1", 10)] == [1, 2, 3]
     assert store.pending_streams() == ["hd:c_1"]
+
+
+def test_pumps_are_capped_and_a_retiring_pump_stays_for_late_work(store: Store) -> None:
+    store.pumps = 2
+    reserved = [store.append(msg(cid=f"c_{i}")) for i in range(4)]
+    first, second = reserved[:2]
+    assert first and second and reserved[2:] == ["", ""]  # four streams woken, two pumps
+    assert store.next_ready(timeout=0.1) == "hd:c_0"
+    assert store.retire_pump(first) is False  # three streams still wait: it stays
+    assert [store.next_ready(timeout=0.1) for _ in range(3)] == ["hd:c_1", "hd:c_2", "hd:c_3"]
+    assert store.retire_pump(first) is True
+    assert store.next_ready(timeout=0.05) is None
+    assert store.ensure_pump() == ""  # nothing waits
+    assert store.append(msg(cid="c_9"))  # one pump left alive, room for another
+
+
+def test_dead_pumps_stop_counting_after_their_ttl(store: Store) -> None:
+    store.pumps = 1
+    assert store.append(msg(cid="c_a"))
+    assert store.append(msg(cid="c_b")) == ""  # one pump is all we may have
+    store.redis.zadd(
+        store.key("pumps"), {m: 0 for m in store.redis.zrange(store.key("pumps"), 0, -1)}
+    )
+    assert store.ensure_pump()  # the old reservation is long dead: a new pump is due
 
 
 def test_append_checks_required_keys_atomically(store: Store) -> None:
@@ -56,7 +84,8 @@ def test_begin_ack_consumes_in_order_and_appends_outputs(store: Store) -> None:
         updates={"ticket_id": "t1"},
         index=(store.key("ticket", "t1"), "c_1"),
     )
-    assert kicks == ["bp:c_1"]
+    assert kicks is not None and kicks[0] and kicks[1] == 1  # bp:c_1 woke a pump; one left
+    assert store.ready_streams()[-1] == "bp:c_1"
     assert [e.id for e in store.peek("hd:c_1", 10)] == [events[2].id]
     assert store.redis.hget(store.conv_key("c_1"), "ticket_id") == "t1"
     assert store.conversation_for_ticket("t1") == "c_1"

@@ -15,15 +15,15 @@ def test_an_event_stored_when_publishing_fails_is_still_a_200(
     200 into a 503 that claims nothing was accepted."""
     uid, cid = bp.user(), bp.conversation()
 
-    def broken_publish(stream: str, countdown: float) -> None:
+    def broken_pump(pump_id: str) -> None:
         raise ConnectionError("broker gone")
 
-    def broken_clear(stream: str) -> None:
+    def broken_forget(pump_id: str) -> None:
         raise redis.ConnectionError("storage gone")
 
-    runtime.publish = broken_publish
-    runtime.store.clear_kick = broken_clear
-    runtime.store.redis.delete(runtime.store.key("kick", f"hd:{cid}"))
+    runtime.dispatch.pump = broken_pump  # type: ignore[method-assign]
+    runtime.store.forget_pump = broken_forget  # type: ignore[method-assign]
+    runtime.store.redis.delete(runtime.store.key("kick", f"hd:{cid}"), runtime.store.key("pumps"))
     r = bp.say(cid, uid, {"text": "still accepted"})
     assert r.status_code == 200
     assert runtime.store.length(f"hd:{cid}") == 2

@@ -53,7 +53,7 @@ def test_create_user_answers_a_minted_id_and_queues_its_upsert(
         "ada@example.com",
         {"locale": "fr"},
     )
-    assert published == [(f"hu:{uid}", 0)]
+    assert store.ready_streams() == [f"hu:{uid}"] and len(published.pumps) == 1
 
 
 def test_create_conversation_keeps_history_and_marks_it_open(
