@@ -54,6 +54,10 @@ class Row:
         return [self.area, self.metric, self.value, self.target, verdict]
 
 
+#: Worker processes (WORKER_CONCURRENCY) for the end-to-end and scale runs; plain Celery gets
+#: the same number.
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+
 ROWS: list[Row] = []
 
 
@@ -247,16 +251,14 @@ def _seed(env: Env, n: int, *, messages: int = 0) -> list[tuple[str, str]]:
     for i in range(n):
         user = User(id=f"u_b{i:06d}", name=f"user {i}")
         upsert = ev.Event(ev.USER_UPSERT, ev.stream(ev.USER, user.id), {"user": user.id})
-        if store.create_user(user, upsert):
-            rt.wake(upsert.stream)
+        rt.start(store.create_user(user, upsert))
         conv = Conversation(id=f"c_b{i:06d}", created_at=time.time(), title=f"conversation {i}")
         create = ev.Event(
             ev.CONVERSATION_CREATE,
             ev.stream(ev.TO_HELPDESK, conv.id),
             {"title": conv.title, "description": "", "user_id": user.id, "history": []},
         )
-        if store.create_conversation(conv, create):
-            rt.wake(create.stream)
+        rt.start(store.create_conversation(conv, create))
         pairs.append((user.id, conv.id))
         for k in range(messages):
             rt.append(_message(conv.id, user.id, k))
@@ -560,9 +562,9 @@ def main(argv: list[str] | None = None) -> int:
         if "ingress" in only:
             bench_ingress(env, seconds, connections=32)
         if "e2e" in only:
-            bench_end_to_end(env, botpress, events, concurrency=2, seconds=seconds)
+            bench_end_to_end(env, botpress, events, concurrency=WORKERS, seconds=seconds)
         if "scale" in only:
-            bench_scale(env, many, events // 2, concurrency=2)
+            bench_scale(env, many, events // 2, concurrency=WORKERS)
     finally:
         botpress.stop()
         server.cleanup()

@@ -538,6 +538,17 @@ class Store:
         h = cast(dict[str, str], self.redis.hgetall(self.conv_key(cid)))
         return Conversation.from_hash(cid, h) if h else None
 
+    def conversation_and_user(self, cid: str, uid: str) -> tuple[Conversation | None, User | None]:
+        """Both records in one round trip (the user is None for "BOT" or an unknown id)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.conv_key(cid))
+        pipe.hgetall(self.user_key(uid))
+        c, u = cast(list[dict[str, str]], pipe.execute())
+        return (
+            Conversation.from_hash(cid, c) if c else None,
+            User.from_hash(uid, u) if u and uid != "BOT" else None,
+        )
+
     def user(self, uid: str) -> User | None:
         h = cast(dict[str, str], self.redis.hgetall(self.user_key(uid)))
         return User.from_hash(uid, h) if h else None

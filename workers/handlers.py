@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from bridge import events as ev
 from bridge.errors import PermanentError
 from bridge.events import Event
-from bridge.storage import Conversation, Head
+from bridge.storage import Conversation, Head, User
 from workers.adapters.base import (
     AgentAssigned,
     AgentMessage,
@@ -46,8 +46,9 @@ def _conversation(ctx: Context, cid: str) -> Conversation:
     return conv
 
 
-def _ticketed(ctx: Context, cid: str) -> Conversation:
-    conv = _conversation(ctx, cid)
+def _ticketed(ctx: Context, cid: str, conv: Conversation | None = None) -> Conversation:
+    if conv is None:
+        conv = _conversation(ctx, cid)
     if not conv.ticket_id:
         # Its creation is either still ahead in this stream (impossible: order) or dead-lettered.
         raise PermanentError(
@@ -96,14 +97,18 @@ def to_helpdesk(ctx: Context, events: Sequence[Event], head: Head) -> Outcome:
             index=(ctx.store.key("ticket", ticket_id), cid),
         )
     if first.kind == ev.MESSAGE:
-        conv = _ticketed(ctx, cid)
         author_id = first.data["author"]
+        # One round trip for both records: this is the hot path of every message.
+        found, user = ctx.store.conversation_and_user(cid, author_id)
+        if found is None:
+            raise PermanentError(f"conversation {cid} does not exist")
+        conv = _ticketed(ctx, cid, found)
         batch = [first]
         for nxt in events[1 : ctx.helpdesk.max_batch]:
             if nxt.kind != ev.MESSAGE or nxt.data["author"] != author_id:
                 break
             batch.append(nxt)
-        author = _author(ctx, author_id)
+        author = _author(author_id, user)
         ctx.helpdesk.append_messages(
             conv,
             author,
@@ -121,10 +126,9 @@ def to_helpdesk(ctx: Context, events: Sequence[Event], head: Head) -> Outcome:
     raise PermanentError(f"unknown event kind {first.kind!r} on {first.stream}")
 
 
-def _author(ctx: Context, remote_user_id: str) -> Author:
+def _author(remote_user_id: str, user: User | None) -> Author:
     if remote_user_id == "BOT":
         return Author("bot")
-    user = ctx.store.user(remote_user_id)
     if user is None:
         raise PermanentError(f"user {remote_user_id} does not exist")
     return Author("end_user", user)

@@ -18,8 +18,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from bridge.config import Settings
 from bridge.errors import PermanentError
-from bridge.storage import Conversation, User
+from bridge.storage import Conversation, Store, User
 from workers.adapters.base import (
     AgentAssigned,
     AgentMessage,
@@ -61,9 +62,22 @@ def render(message_type: str, payload: dict[str, Any]) -> str:
     return json.dumps(p, ensure_ascii=False)
 
 
+# KEYS: ticket, log; ARGV: requester to record ('' for none), entries... -> 0: no ticket
+_APPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'requester', ARGV[1]) end
+return 1
+"""
+
+
 class InboxHelpdesk(Helpdesk):
     name = "inbox"
     max_batch = 50
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        super().__init__(settings, store)
+        self._append = store.redis.register_script(_APPEND)
 
     # -- keys ---------------------------------------------------------------------------
     def _k(self, *parts: str) -> str:
@@ -136,8 +150,6 @@ class InboxHelpdesk(Helpdesk):
         maybe_applied: bool,
     ) -> None:
         tid = conv.ticket_id
-        if not self._redis.exists(self._k("ticket", tid)):
-            raise PermanentError(f"inbox ticket {tid} does not exist")
         if maybe_applied:
             messages = [m for m in messages if not self._written(tid, m.event_id)]
         if not messages:
@@ -156,11 +168,10 @@ class InboxHelpdesk(Helpdesk):
             )
             for m in messages
         ]
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.rpush(self._k("log", tid), *entries)
-        if author.kind == "end_user" and author.user is not None and not conv.requester:
-            pipe.hset(self._k("ticket", tid), "requester", author.user.id)
-        pipe.execute()
+        requester = author.user.id if author.user is not None and not conv.requester else ""
+        keys = [self._k("ticket", tid), self._k("log", tid)]
+        if not self._append(keys=keys, args=[requester, *entries]):
+            raise PermanentError(f"inbox ticket {tid} does not exist")
 
     def close_ticket(self, conv: Conversation, *, event_id: str, maybe_applied: bool) -> None:
         tid = conv.ticket_id
