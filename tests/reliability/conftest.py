@@ -1,5 +1,9 @@
 """Fixtures for the fault-injection suite: a persistent redis-server, the fake Botpress on a
-fixed port (so it can refuse connections and come back), a helpdesk side, and the deployment."""
+fixed port (so it can refuse connections and come back), a helpdesk side, and the deployment.
+
+`helpdesk` is the inbox unless a test parametrizes it indirectly:
+`@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk"], indirect=True)`.
+`http_helpdesk` is always the Zendesk side (faults the inbox cannot have)."""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ import pytest
 from bridge.config import Settings
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.reliability.harness import Deployment
-from tests.reliability.helpdesk import HelpdeskSide, InboxSide, zendesk_available
+from tests.reliability.helpdesk import HelpdeskSide, InboxSide, ZendeskSide
 from tests.support.fake_botpress import FakeBotpress
+from tests.support.fake_zendesk import FakeZendesk
 from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,16 +69,31 @@ def base_env(redis_url: str, botpress: FakeBotpress) -> dict[str, str]:
 
 
 @pytest.fixture
-def helpdesk(redis_aof: RedisServer, botpress: FakeBotpress) -> HelpdeskSide:
-    """The helpdesk every test uses: the inbox (runs everywhere)."""
+def zendesk() -> Iterator[FakeZendesk]:
+    """The fake Zendesk account (tests/support/fake_zendesk.py)."""
+    fake = FakeZendesk().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def helpdesk(
+    request: pytest.FixtureRequest, redis_aof: RedisServer, botpress: FakeBotpress
+) -> HelpdeskSide:
+    """The helpdesk a test uses: the inbox (runs everywhere), or the side it is
+    parametrized with."""
+    side = getattr(request, "param", "inbox")
+    if side == "zendesk":
+        return ZendeskSide(request.getfixturevalue("zendesk"), redis_aof.url)
+    assert side == "inbox", side
     settings = Settings.from_env(base_env(redis_aof.url, botpress))
     return InboxSide(redis_aof.url, settings)
 
 
 @pytest.fixture
-def http_helpdesk() -> HelpdeskSide:
-    """A helpdesk reached over HTTP, for faults the inbox cannot have."""
-    pytest.skip(zendesk_available())
+def http_helpdesk(redis_aof: RedisServer, zendesk: FakeZendesk) -> ZendeskSide:
+    """A helpdesk reached over HTTP, for faults the inbox cannot have: Zendesk."""
+    return ZendeskSide(zendesk, redis_aof.url)
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
 """The helpdesk side of a reliability test, behind one small interface.
 
 The suite is written against `HelpdeskSide`, so the same tests run on any adapter with a
-local fake. `InboxSide` (the built-in inbox, tickets in Redis) runs today. The faults that
-need a helpdesk reached over HTTP (503s, timeouts) and signed webhooks need an HTTP side:
-`ZendeskSide`, to be bound to tests/support/fake_zendesk.py once the Zendesk adapter is on
-main. Until then the tests that need it skip, saying so; nothing stands in for it.
+local fake. `InboxSide` is the built-in inbox (tickets in the bridge's Redis). `ZendeskSide`
+is the Zendesk adapter against tests/support/fake_zendesk.py, reached over HTTP: it can
+answer 503s and time out, and it tells the bridge of agent replies by signed webhooks.
 """
 
 from __future__ import annotations
@@ -14,11 +13,14 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, cast
 
 import redis
+import requests
 
 from bridge.config import Settings
 from bridge.storage import Store
-from tests.reliability.harness import Load, Outcome
+from tests.reliability.harness import Load, Outcome, wait_until
+from tests.support.fake_zendesk import API_USER_ID, FakeZendesk
 from workers.adapters.inbox import InboxHelpdesk
+from workers.adapters.zendesk.render import BOT_PREFIX
 
 
 class Unsupported(Exception):
@@ -105,14 +107,118 @@ class InboxSide:
         raise Unsupported("the inbox is in Redis: an HTTP helpdesk (Zendesk) is needed")
 
 
-def zendesk_available() -> str:
-    """'' when the Zendesk adapter and its fake are importable, else what is missing."""
-    try:
-        import tests.support.fake_zendesk  # noqa: F401
-        import workers.adapters.zendesk  # noqa: F401
-    except ImportError as exc:
-        return (
-            f"needs the Zendesk adapter and tests/support/fake_zendesk.py (zendesk branch, "
-            f"not merged into main yet): {exc}"
+class ZendeskSide:
+    """The Zendesk adapter against the fake Zendesk account (tests/support/fake_zendesk.py).
+
+    Agents comment on the fake's tickets as one agent, Alice; the bridge hears of it by a
+    signed webhook to its web process (polling is off, so a webhook is the only way).
+    """
+
+    name: ClassVar[str] = "zendesk"
+    WEBHOOK_SECRET = "cmVsaWFiaWxpdHktc3VpdGUtc2lnbmluZy1zZWNyZXQ="
+
+    def __init__(self, fake: FakeZendesk, redis_url: str) -> None:
+        self.fake = fake
+        self.store = Store(redis.Redis.from_url(redis_url, decode_responses=True))
+        self.agent = fake.add_agent("Alice", "alice@agents.test")
+        self.bridge_url = ""  # the web process, set by `agent_reply`
+
+    def env(self) -> dict[str, str]:
+        return {
+            "HELPDESK": "zendesk",
+            "ZENDESK_URL": self.fake.url,
+            "ZENDESK_EMAIL": self.fake.email,
+            "ZENDESK_API_TOKEN": self.fake.api_token,
+            "ZENDESK_WEBHOOK_SECRET": self.WEBHOOK_SECRET,
+            "ZENDESK_POLL_INTERVAL": "0",  # webhooks only: a lost one would show
+        }
+
+    # -- what the bridge wrote ------------------------------------------------------------
+    def tickets(self, cids: list[str]) -> dict[str, list[int]]:
+        """Conversation id -> the ids of the tickets carrying it as external_id (one, or
+        the bridge created a duplicate ticket)."""
+        wanted = set(cids)
+        out: dict[str, list[int]] = {cid: [] for cid in cids}
+        with self.fake.lock:
+            for tid, t in sorted(self.fake.tickets.items()):
+                if t.get("external_id") in wanted:
+                    out[t["external_id"]].append(tid)
+        return out
+
+    def delivered(self, cids: list[str]) -> dict[str, list[str]]:
+        """The texts of the end user's and the bot's comments, split back into messages.
+
+        The adapter writes consecutive messages of one author as one comment, joined by
+        blank lines, and starts a bot comment with BOT_PREFIX. The first comment (the
+        ticket's description), private notes and agents' comments are not Botpress's.
+        """
+        out: dict[str, list[str]] = {}
+        with self.fake.lock:
+            roles = {uid: u.get("role") for uid, u in self.fake.users.items()}
+            for cid, tids in self.tickets(cids).items():
+                texts: list[str] = []
+                for tid in tids:
+                    for c in self.fake.comments(tid)[1:]:
+                        body = str(c["body"])
+                        if not c["public"]:
+                            continue
+                        if c["author_id"] == API_USER_ID:
+                            if not body.startswith(BOT_PREFIX):
+                                continue
+                            body = body.removeprefix(BOT_PREFIX).lstrip(" ")
+                        elif roles.get(c["author_id"]) != "end-user":
+                            continue
+                        texts += body.split("\n\n")
+                out[cid] = texts
+        return out
+
+    def duplicate_tickets(self, cids: list[str]) -> dict[str, list[int]]:
+        return {cid: tids for cid, tids in self.tickets(cids).items() if len(tids) > 1}
+
+    def tickets_ready(self, cids: list[str]) -> bool:
+        """Every conversation has its ticket, and the bridge knows it (a webhook for a
+        ticket the bridge has not recorded yet is ignored)."""
+        tickets = self.tickets(cids)
+        if not all(tickets.values()):
+            return False
+        return all(
+            self.store.conversation_for_ticket(str(tids[0])) == cid for cid, tids in tickets.items()
         )
-    return "ZendeskSide is not bound to fake_zendesk yet (see tests/reliability/helpdesk.py)"
+
+    def ticket(self, cid: str) -> int:
+        tids = wait_until(lambda: self.tickets([cid])[cid], 30, f"the ticket of {cid}")
+        return int(tids[0])
+
+    # -- agents -----------------------------------------------------------------------------
+    def agent_reply(self, load: Load) -> Callable[[str, str], Outcome]:
+        self.bridge_url = load.base
+
+        def send(cid: str, text: str) -> Outcome:
+            self.agent_writes(cid, text)
+            path, headers, body = self.webhook(cid)
+            try:
+                r = load.session().post(
+                    f"{load.base}{path}", data=body, headers=headers, timeout=load.timeout
+                )
+            except requests.RequestException as exc:
+                return Outcome(None, type(exc).__name__)
+            return Outcome(r.status_code, "" if r.status_code == 200 else r.text[:300])
+
+        return send
+
+    def agent_writes(self, cid: str, text: str) -> None:
+        self.fake.agent_comment(self.ticket(cid), self.agent, text)
+
+    def webhook(self, cid: str) -> tuple[str, dict[str, str], bytes]:
+        headers, body = self.fake.webhook_request(self.ticket(cid), secret=self.WEBHOOK_SECRET)
+        return "/webhooks/zendesk", headers, body
+
+    # -- faults -----------------------------------------------------------------------------
+    def fail_for(self, seconds: float, status: int = 503) -> None:
+        self.fake.fail_for(seconds, status)
+
+    def stall_for(self, seconds: float, *, apply: bool = False) -> None:
+        """Every API call hangs past the bridge's HTTP timeout for `seconds`; with `apply`,
+        the fake handles each call before going silent (the write landed, the answer
+        did not)."""
+        self.fake.stall_for(seconds, hang=5.0, apply=apply)

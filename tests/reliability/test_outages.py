@@ -1,21 +1,25 @@
 """Outages of what the bridge delivers to: the backlog waits, then drains in order, once.
 
 Botpress's webhook: 503s, then calls that time out, then connection refused (the fake stops
-listening and comes back on the same port). The helpdesk: 503s, then timeouts - this one
-needs a helpdesk reached over HTTP (tests/reliability/helpdesk.py).
+listening and comes back on the same port); with the inbox and with Zendesk as the helpdesk.
+The helpdesk: 503s, then timeouts - Zendesk (the fake account), reached over HTTP. Timeouts
+come in two kinds: the request never reached Zendesk, or Zendesk applied it and the answer
+was lost; the bridge cannot tell them apart, and must duplicate nothing either way.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 
 import pytest
 
 from tests.reliability.harness import Deployment, Load, env_float, judge, settle, wait_until
-from tests.reliability.helpdesk import HelpdeskSide
+from tests.reliability.helpdesk import HelpdeskSide, ZendeskSide
 from tests.support.fake_botpress import FakeBotpress
+from tests.support.fake_zendesk import FakeZendesk
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -24,6 +28,8 @@ OUTAGE = env_float("RELIABILITY_OUTAGE_SECONDS", 30.0)
 CONVERSATIONS = 40
 MESSAGES = 40
 REPLY_EVERY = 2
+#: Seconds the helpdesk backlog takes to drain after a helpdesk outage (traffic goes on).
+CATCH_UP = 20.0
 
 
 def _traffic_during(
@@ -46,6 +52,27 @@ def _traffic_during(
     return t
 
 
+def _botpress_outage(botpress: FakeBotpress, seconds: float) -> None:
+    """Botpress's webhook answers 503, then hangs past the timeout, then refuses
+    connections (the fake stops listening and comes back on the same port): a third each."""
+    third = seconds / 3
+    t0 = time.time()
+    botpress.fail_status, botpress.fail_until = 503, t0 + third
+    botpress.stall_seconds, botpress.stall_until = 1.5, t0 + 2 * third
+    time.sleep(2 * third)
+    botpress.stop()  # connection refused
+    time.sleep(third)
+    botpress.start()  # same port
+
+
+def _botpress_outage_seen(botpress: FakeBotpress, d: Deployment) -> int:
+    failed = [a for a in botpress.attempts if "status" in a]
+    kinds = {a["status"] for a in failed}
+    assert {503, "stalled"} <= kinds, kinds
+    assert any("connection failed" in r.get("reason", "") for r in d.worker_log_lines())
+    return len(failed)
+
+
 def test_botpress_webhook_503_then_timeouts_then_refused(
     helpdesk: HelpdeskSide, botpress: FakeBotpress, deploy: Callable[..., Deployment]
 ) -> None:
@@ -54,16 +81,9 @@ def test_botpress_webhook_503_then_timeouts_then_refused(
     cids = load.open_conversations(CONVERSATIONS)
     wait_until(lambda: helpdesk.tickets_ready(cids), 60, "every ticket")
 
-    third = OUTAGE / 3
     traffic = _traffic_during(load, cids, helpdesk, OUTAGE + 4)
     time.sleep(2)  # some replies go through before the outage
-    t0 = time.time()
-    botpress.fail_status, botpress.fail_until = 503, t0 + third
-    botpress.stall_seconds, botpress.stall_until = 1.5, t0 + 2 * third
-    time.sleep(2 * third)
-    botpress.stop()  # connection refused
-    time.sleep(third)
-    botpress.start()  # same port
+    _botpress_outage(botpress, OUTAGE)
     recovered = time.monotonic()
     traffic.join(120)
     assert set(load.statuses()) == {200}, load.statuses()
@@ -75,14 +95,11 @@ def test_botpress_webhook_503_then_timeouts_then_refused(
         lambda: judge(load.expected_replies(), botpress.texts()), 90, "Botpress side"
     )
     drained = time.monotonic() - recovered
-    failed = [a for a in botpress.attempts if "status" in a]
+    failed = _botpress_outage_seen(botpress, d)
     print(
-        f"backlog drained {drained:.1f}s after Botpress came back; {len(failed)} calls failed "
+        f"backlog drained {drained:.1f}s after Botpress came back; {failed} calls failed "
         f"during the outage\nhelpdesk: {to_helpdesk.summary()}\nbotpress: {to_botpress.summary()}"
     )
-    kinds = {a["status"] for a in failed}
-    assert {503, "stalled"} <= kinds, kinds
-    assert any("connection failed" in r.get("reason", "") for r in d.worker_log_lines())
     for v in (to_helpdesk, to_botpress):
         assert not v.missing and not v.unexpected and not v.duplicates, v.summary()
         assert not v.disordered, list(v.disordered.items())[:2]
@@ -91,19 +108,49 @@ def test_botpress_webhook_503_then_timeouts_then_refused(
     assert d.dead_letters() == 0
 
 
-def test_helpdesk_503_then_timeouts(
-    http_helpdesk: HelpdeskSide, botpress: FakeBotpress, deploy: Callable[..., Deployment]
+def _no_duplicate_tickets(side: ZendeskSide, cids: list[str]) -> None:
+    dups = side.duplicate_tickets(cids)
+    assert not dups, f"conversations with more than one ticket: {dups}"
+
+
+def _faults(zendesk: FakeZendesk) -> Counter[object]:
+    return Counter(f["fault"] for f in zendesk.faults)
+
+
+def test_helpdesk_503_then_timeouts_then_botpress_outage(
+    http_helpdesk: ZendeskSide,
+    zendesk: FakeZendesk,
+    botpress: FakeBotpress,
+    deploy: Callable[..., Deployment],
 ) -> None:
+    """The issue's scenario, with Zendesk: for OUTAGE seconds Zendesk answers 503 (first
+    half), then every call hangs past the bridge's timeout without reaching it (second
+    half); it recovers, and then Botpress's webhook has the same outage (503, timeouts,
+    connection refused). Agent replies come by signed webhook all along."""
     d = deploy(http_helpdesk, workers=2)
     load = Load(d.url, threads=CONVERSATIONS)
     cids = load.open_conversations(CONVERSATIONS)
     wait_until(lambda: http_helpdesk.tickets_ready(cids), 60, "every ticket")
-    traffic = _traffic_during(load, cids, http_helpdesk, OUTAGE + 4)
+    # Traffic spans both outages and the catching up in between.
+    traffic = _traffic_during(load, cids, http_helpdesk, 2 * OUTAGE + CATCH_UP)
     time.sleep(2)
     http_helpdesk.fail_for(OUTAGE / 2, status=503)
     time.sleep(OUTAGE / 2)
     http_helpdesk.stall_for(OUTAGE / 2)
     time.sleep(OUTAGE / 2)
+    # Zendesk is back. Its backlog goes first (drain tasks share one queue), so Botpress
+    # calls resume only once it has drained: wait for that, or Botpress's outage would
+    # pass with nobody calling it.
+    caught_up = time.monotonic()
+    wait_until(
+        lambda: not judge(load.expected_messages(), http_helpdesk.delivered(cids)).missing,
+        60,
+        "the helpdesk backlog to drain",
+        every=0.5,
+    )
+    caught_up = time.monotonic() - caught_up
+    _botpress_outage(botpress, OUTAGE)
+    recovered = time.monotonic()
     traffic.join(120)
     assert set(load.statuses()) == {200}, load.statuses()
     to_helpdesk = settle(
@@ -112,6 +159,95 @@ def test_helpdesk_503_then_timeouts(
     to_botpress = settle(
         lambda: judge(load.expected_replies(), botpress.texts()), 90, "Botpress side"
     )
+    faults = _faults(zendesk)
+    failed = _botpress_outage_seen(botpress, d)
+    print(
+        f"Zendesk backlog drained in {caught_up:.1f}s; Botpress backlog "
+        f"{time.monotonic() - recovered:.1f}s after it came back\n"
+        f"Zendesk faults injected: {dict(faults)}; Botpress calls failed: {failed}\n"
+        f"helpdesk: {to_helpdesk.summary()}\nbotpress: {to_botpress.summary()}"
+    )
+    assert faults[503] > 0 and faults["stalled"] > 0, faults
+    reasons = {r.get("reason", "") for r in d.worker_log_lines()}
+    for felt in ("HTTP 503", "timed out"):  # the bridge met both kinds of Zendesk failure
+        assert any(r.startswith("Zendesk") and felt in r for r in reasons), (felt, reasons)
     for v in (to_helpdesk, to_botpress):
         assert not v.missing and not v.unexpected and not v.duplicates, v.summary()
         assert not v.disordered, list(v.disordered.items())[:2]
+    assert to_helpdesk.delivered == CONVERSATIONS * MESSAGES
+    assert to_botpress.delivered == CONVERSATIONS * MESSAGES // REPLY_EVERY
+    _no_duplicate_tickets(http_helpdesk, cids)
+    assert d.dead_letters() == 0
+
+
+#: A shorter run for the timeouts whose writes landed (comments have no idempotency key).
+APPLIED_CONVERSATIONS = 30
+APPLIED_MESSAGES = 30
+APPLIED_STALL = 10.0
+
+
+def test_helpdesk_applies_then_times_out(
+    http_helpdesk: ZendeskSide,
+    zendesk: FakeZendesk,
+    botpress: FakeBotpress,
+    deploy: Callable[..., Deployment],
+) -> None:
+    """For a while Zendesk applies every call, then hangs past the bridge's timeout: the
+    comment is on the ticket but the bridge never heard so. Retrying it must not write it
+    twice (DESIGN.md invariant 4: the adapter checks the latest comments first)."""
+    d = deploy(http_helpdesk, workers=2)
+    load = Load(d.url, threads=APPLIED_CONVERSATIONS)
+    cids = load.open_conversations(APPLIED_CONVERSATIONS)
+    wait_until(lambda: http_helpdesk.tickets_ready(cids), 60, "every ticket")
+    pace = (APPLIED_STALL + 4) / APPLIED_MESSAGES
+
+    def run() -> None:
+        load.run(cids, APPLIED_MESSAGES, pace=pace)
+
+    traffic = threading.Thread(target=run, daemon=True)
+    traffic.start()
+    time.sleep(2)
+    http_helpdesk.stall_for(APPLIED_STALL, apply=True)
+    time.sleep(APPLIED_STALL)
+    traffic.join(120)
+    assert set(load.statuses()) == {200}, load.statuses()
+    to_helpdesk = settle(
+        lambda: judge(load.expected_messages(), http_helpdesk.delivered(cids)), 90, "helpdesk"
+    )
+    applied = [f for f in zendesk.faults if f["fault"] == "stalled after applying"]
+    lost_answers = [f for f in applied if f["method"] == "PUT" and f.get("status") == 200]
+    print(
+        f"{len(applied)} calls applied with their answer lost ({len(lost_answers)} comments)"
+        f"\nhelpdesk: {to_helpdesk.summary()}"
+    )
+    assert lost_answers, "no comment was applied during the stall: the test proved nothing"
+    assert not to_helpdesk.missing and not to_helpdesk.unexpected, to_helpdesk.summary()
+    assert not to_helpdesk.disordered, list(to_helpdesk.disordered.items())[:2]
+    assert not to_helpdesk.duplicates, _explain_duplicates(
+        http_helpdesk, zendesk, to_helpdesk.duplicates
+    )
+    _no_duplicate_tickets(http_helpdesk, cids)
+    assert d.dead_letters() == 0
+
+
+def _explain_duplicates(
+    side: ZendeskSide, zendesk: FakeZendesk, duplicates: Mapping[str, Counter[str]]
+) -> str:
+    """Which texts were written twice, and the comments (and lost answers) behind them."""
+    lost = {
+        e["id"]
+        for f in zendesk.faults
+        for e in (f.get("reply") or {}).get("audit", {}).get("events", [])
+        if e.get("type") == "Comment"
+    }
+    lines = [
+        f"{sum(sum(c.values()) for c in duplicates.values())} texts written twice, "
+        f"in {len(duplicates)} conversations; e.g.:"
+    ]
+    for cid, dups in list(duplicates.items())[:3]:
+        tid = side.tickets([cid])[cid][0]
+        lines.append(f"  {cid} (ticket {tid}): {dict(dups)}")
+        for c in zendesk.comments(tid)[1:]:
+            note = "   <- applied, answer lost (stall)" if c["id"] in lost else ""
+            lines.append(f"    comment {c['id']}: {c['body']!r}{note}")
+    return "\n".join(lines)

@@ -6,8 +6,11 @@ it issued from `POST /oauth/tokens`, which expire on its own clock) and request 
 answers with Zendesk's status codes and bodies: integer ids, an `audit` with events on
 ticket creation and updates, cursor pagination on comments, errors as
 `{"error": …, "description": …}`. It honours `Idempotency-Key` on ticket creation, can be
-told to fail the next requests (`fail_next`), records every request (`requests`), and lets a
-test act as an agent (`agent_comment`, `assign`, `solve`).
+told to fail the next requests (`fail_next`), to answer every request with an error for a
+while (`fail_for`) or to let every request time out for a while (`stall_for`, optionally
+applying writes before going silent, as an overloaded server may), records every request
+(`requests`) and every injected fault (`faults`), and lets a test act as an agent
+(`agent_comment`, `assign`, `solve`).
 """
 
 from __future__ import annotations
@@ -72,6 +75,11 @@ def _invalid(field_name: str, description: str) -> _Error:
     )
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (a timeout the test injected) is not news
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -104,6 +112,15 @@ class FakeZendesk:
         self.signing_secrets: dict[str, str] = {}
         self.triggers: dict[int, Json] = {}
         self._failures: list[tuple[int, float | None]] = []
+        # Timed fault windows on time.monotonic(): see fail_for and stall_for.
+        self._fail_until = 0.0
+        self._fail_status = 503
+        self._fail_retry_after: float | None = None
+        self._stall_until = 0.0
+        self._stall_hang = 0.0
+        self._stall_apply = False
+        self._stopping = threading.Event()
+        self.faults: list[Json] = []  # one entry per request a fault window answered
         self._next_ticket = 1
         self._next_user = 2000
         self._next_event = 10_000_000
@@ -132,7 +149,15 @@ class FakeZendesk:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                reply = fake._dispatch(self.command, self.path, dict(self.headers.items()), body)
+                headers = dict(self.headers.items())
+                hang = fake._stalled(self.command, self.path, headers, body)
+                if hang is not None:
+                    # No lock is held while hanging: other requests and stop() go on. The
+                    # caller has given up by the end; close without an answer.
+                    fake._stopping.wait(hang)
+                    self.close_connection = True
+                    return
+                reply = fake._dispatch(self.command, self.path, headers, body)
                 raw = reply.raw
                 if raw is None:
                     raw = b"" if reply.body is None else json.dumps(reply.body).encode()
@@ -147,8 +172,12 @@ class FakeZendesk:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._stopping.clear()
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        # stop() does not wait for handler threads (a client's idle keep-alive connection
+        # or a stalled request would hold it up); they are daemons.
+        self._server.block_on_close = False
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -157,6 +186,7 @@ class FakeZendesk:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # releases stalled requests at once
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -174,6 +204,25 @@ class FakeZendesk:
         """Answer the next `n` requests with `status` (429/503…), with Retry-After if given."""
         with self.lock:
             self._failures += [(status, retry_after)] * n
+
+    def fail_for(self, seconds: float, status: int = 503, retry_after: float | None = None) -> None:
+        """Answer every request with `status` for the next `seconds` (an outage), with
+        Retry-After if given. Nothing is applied."""
+        with self.lock:
+            self._fail_status, self._fail_retry_after = status, retry_after
+            self._fail_until = time.monotonic() + seconds
+
+    def stall_for(self, seconds: float, *, hang: float = 5.0, apply: bool = False) -> None:
+        """For the next `seconds`, every request hangs for `hang` seconds (longer than the
+        caller's timeout), then the connection closes without an answer.
+
+        `apply=False`: nothing is applied (the request died before Zendesk handled it).
+        `apply=True`: the request is handled first, then its answer is lost (Zendesk
+        applied it but answered too late), so the caller cannot tell what happened.
+        """
+        with self.lock:
+            self._stall_hang, self._stall_apply = hang, apply
+            self._stall_until = time.monotonic() + seconds
 
     def add_agent(self, name: str, email: str = "", role: str = "agent") -> int:
         with self.lock:
@@ -241,6 +290,31 @@ class FakeZendesk:
         }, body
 
     # -- internals ----------------------------------------------------------------------
+    def _stalled(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> float | None:
+        """Seconds this request must hang (a stall window is open), else None. When the
+        window applies requests, this one is handled (and recorded) before it hangs."""
+        with self.lock:
+            if time.monotonic() >= self._stall_until:
+                return None
+            hang, apply = self._stall_hang, self._stall_apply
+            path = urlsplit(target).path
+            fault: Json = {"at": time.time(), "method": method, "path": path}
+            if not apply:
+                self.requests.append(Recorded(method, path, {}, headers, body))
+                fault["fault"] = "stalled"
+                self.faults.append(fault)
+                return hang
+        # Handled as usual (under the lock, inside _dispatch), but the answer is dropped.
+        reply = self._dispatch(method, target, headers, body)
+        with self.lock:
+            fault.update(fault="stalled after applying", status=reply.status)
+            if method in ("POST", "PUT", "PATCH", "DELETE") and isinstance(reply.body, dict):
+                fault["reply"] = reply.body
+            self.faults.append(fault)
+        return hang
+
     def _event_id(self) -> int:
         self._next_event += 1
         return self._next_event
@@ -333,6 +407,15 @@ class FakeZendesk:
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         with self.lock:
             self.requests.append(Recorded(method, parts.path, query, headers, body))
+            if time.monotonic() < self._fail_until:
+                status = self._fail_status
+                self.faults.append(
+                    {"at": time.time(), "method": method, "path": parts.path, "fault": status}
+                )
+                ra = self._fail_retry_after
+                hdrs = {"Retry-After": f"{ra:g}"} if ra is not None else {}
+                text = "Rate limit exceeded" if status == 429 else "Service Unavailable"
+                return _Reply(status, None, hdrs, raw=text.encode())
             if self._failures:
                 status, retry_after = self._failures.pop(0)
                 hdrs = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
