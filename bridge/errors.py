@@ -42,9 +42,12 @@ class TransientError(DeliveryError):
         response: str | None = None,
         retry_after: float | None = None,
         status: int | None = None,
+        maybe_applied: bool = False,
     ) -> None:
         super().__init__(reason, response=response, status=status)
         self.retry_after = retry_after
+        # The request went out and no answer came back: the other side may have applied it.
+        self.maybe_applied = maybe_applied
 
 
 class PermanentError(DeliveryError):

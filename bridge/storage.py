@@ -5,7 +5,8 @@ Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/e
     P:q:<stream>        list    the stream's events, oldest first (JSON, bridge.events.Event)
     P:head:<stream>     hash    delivery state of the head event: id, attempts, crashes,
                                 first_failed, due, error, response, sending (start of a send
-                                that has no outcome yet: set means a worker died mid-send)
+                                that has no outcome yet: set means a worker died mid-send),
+                                unsure (a try timed out after sending: it may have landed)
     P:lease:<stream>    string  token of the worker draining the stream (expires, renewed)
     P:kick:<stream>     string  the stream is already waiting in P:ready or for a drain task
                                 (expires, so a lost wake-up heals by itself)
@@ -162,6 +163,8 @@ local function begin(lease, head, head_id, lease_ms, now)
     status = 2
     crashes = crashes + 1
     redis.call('HSET', head, 'crashes', crashes)
+  elseif s['unsure'] then
+    status = 2  -- a try timed out after sending: it may have been applied
   end
   local attempts = redis.call('HINCRBY', head, 'attempts', 1)
   redis.call('HSET', head, 'sending', now)
@@ -256,6 +259,7 @@ _DEFER = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then return -2 end
 redis.call('HDEL', KEYS[2], 'sending')
+if ARGV[9] == '1' then redis.call('HSET', KEYS[2], 'unsure', '1') end
 redis.call('HSETNX', KEYS[2], 'first_failed', ARGV[6])
 redis.call('HSET', KEYS[2], 'due', ARGV[3], 'error', ARGV[4], 'response', ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[7])
@@ -762,7 +766,10 @@ class Store:
         error: str,
         response: str,
         now: float,
+        *,
+        unsure: bool = False,
     ) -> bool:
+        """Put the head off until `due`; `unsure`: the failed try may have been applied."""
         r = self._defer(
             keys=[
                 self.key("lease", stream),
@@ -779,6 +786,7 @@ class Store:
                 repr(now),
                 stream,
                 stats.counter(stats.RETRIED, split_stream(stream)[0]),
+                "1" if unsure else "0",
             ],
         )
         return int(r) == 1

@@ -230,7 +230,16 @@ def _defer(
             attempts,
         )
         return False
-    ctx.store.defer(stream, token, event.id, now + wait, exc.reason, exc.response or "", now)
+    ctx.store.defer(
+        stream,
+        token,
+        event.id,
+        now + wait,
+        exc.reason,
+        exc.response or "",
+        now,
+        unsure=exc.maybe_applied,
+    )
     log.warning(
         "delivery failed, will retry",
         extra={

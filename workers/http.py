@@ -60,10 +60,17 @@ def request(
     """Send one request; network failures become TransientError, statuses are classified."""
     try:
         resp = s.request(method, url, timeout=timeout, **kwargs)
+    except requests.ConnectTimeout as exc:
+        raise TransientError(f"{what}: could not connect within {timeout:g}s") from exc
     except requests.Timeout as exc:
-        raise TransientError(f"{what}: timed out after {timeout:g}s") from exc
+        # Sent, then no answer in time: the other side may well have applied it.
+        raise TransientError(f"{what}: timed out after {timeout:g}s", maybe_applied=True) from exc
     except requests.ConnectionError as exc:
-        raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from exc
+        # Dropped after the request went out (not refused before it): the same doubt.
+        sent = "aborted" in str(exc) or "RemoteDisconnected" in str(exc)
+        raise TransientError(
+            f"{what}: connection failed ({type(exc).__name__})", maybe_applied=sent
+        ) from exc
     except requests.RequestException as exc:
         raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
     raise_for_status(resp, what)

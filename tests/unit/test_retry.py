@@ -39,3 +39,31 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", now=40) == 60
+
+
+def test_only_a_request_that_went_out_unanswered_is_maybe_applied() -> None:
+    import socket
+    import threading
+
+    import pytest
+
+    from bridge.errors import TransientError
+    from workers.http import request, session
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/x"
+    with pytest.raises(TransientError) as info:
+        request(session(), "POST", url, what="t", timeout=0.3, json={})
+    assert info.value.maybe_applied  # read timeout: the request went out
+    silent.close()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(TransientError) as info:
+        request(session(), "POST", f"http://127.0.0.1:{port}/x", what="t", timeout=0.3)
+    assert not info.value.maybe_applied  # refused: nothing was sent

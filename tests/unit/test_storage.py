@@ -155,3 +155,15 @@ def test_ring_keeps_at_most_two_waiting(store: Store) -> None:
     for _ in range(5):
         store.ring(ev.Event(ev.RING, "in:c_1"))
     assert store.length("in:c_1") == 2
+
+
+def test_a_try_that_timed_out_after_sending_is_retried_as_maybe_applied(store: Store) -> None:
+    e = msg()
+    store.append(e)
+    token = store.acquire_lease("hd:c_1", 10)
+    assert token
+    now = time.time()
+    store.begin("hd:c_1", token, e.id, 10, now)
+    store.defer("hd:c_1", token, e.id, now, "timed out", "", now, unsure=True)
+    head = store.begin("hd:c_1", token, e.id, 10, now + 1)
+    assert head.maybe_applied and head.crashes == 0  # a doubt, not a crash

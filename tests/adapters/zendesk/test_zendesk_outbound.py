@@ -234,6 +234,30 @@ def test_maybe_applied_skips_a_comment_that_already_landed(
     assert len(fake.comments(ticketed.ticket_id)) == n + 2
 
 
+def test_maybe_applied_sends_only_what_a_grown_batch_adds(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    """The first try carried m4 and timed out after Zendesk saved it; m5 arrived before the
+    retry, so the retry's batch is m4 + m5: only m5 may be written."""
+    alice = user_with_id(zd)
+    m4, m5 = msg({"text": "m4"}, n=4), msg({"text": "m5"}, n=5)
+    zd.append_messages(ticketed, Author("end_user", alice), [m4], maybe_applied=False)
+    zd.append_messages(ticketed, Author("end_user", alice), [m4, m5], maybe_applied=True)
+    assert [c["body"] for c in fake.comments(ticketed.ticket_id)][-2:] == ["m4", "m5"]
+
+
+def test_maybe_applied_never_takes_an_older_identical_text_for_this_one(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    alice = user_with_id(zd)
+    zd.append_messages(
+        ticketed, Author("end_user", alice), [msg({"text": "yes"})], maybe_applied=False
+    )
+    later = OutboundMessage("e_9", "text", {"text": "yes"}, at=time.time() + 5)
+    zd.append_messages(ticketed, Author("end_user", alice), [later], maybe_applied=True)
+    assert [c["body"] for c in fake.comments(ticketed.ticket_id)][-2:] == ["yes", "yes"]
+
+
 def test_append_before_the_ticket_exists_is_transient(
     zd: ZendeskHelpdesk, conv: Conversation
 ) -> None:

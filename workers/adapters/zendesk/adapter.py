@@ -6,6 +6,7 @@ import logging
 import mimetypes
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -195,7 +196,6 @@ class ZendeskHelpdesk(Helpdesk):
         maybe_applied: bool,
     ) -> None:
         tid = self._ticket_id(conv)
-        rendered = render.render_all([(m.message_type, m.payload) for m in messages])
         ticket: Json = {}
         comment: Json = {"public": True}
         if author.kind == "end_user":
@@ -209,9 +209,12 @@ class ZendeskHelpdesk(Helpdesk):
                 ticket["requester_id"] = comment["author_id"]
         else:
             author_id = self.api_user_id()
-            rendered.text = f"{render.BOT_PREFIX} {rendered.text}"
-        if maybe_applied and self._already_commented(tid, author_id, rendered):
-            return
+        if maybe_applied:
+            # An earlier try may have landed, perhaps with fewer messages than this batch.
+            messages = messages[self._already_sent(tid, author_id, author.kind, messages) :]
+            if not messages:
+                return
+        rendered = _rendered(author.kind, messages)
         uploads, failed = self._attach(rendered.files)
         comment["body"] = rendered.body(failed)
         if uploads:
@@ -222,26 +225,36 @@ class ZendeskHelpdesk(Helpdesk):
         )
         self._remember_audit(tid, data)
 
-    def _already_commented(self, tid: str, author_id: str, rendered: render.Rendered) -> bool:
-        """A comment with this text by this author is among the ticket's latest ones."""
-        wanted = render.normalize(rendered.body())
+    def _already_sent(
+        self, tid: str, author_id: str, kind: str, messages: Sequence[OutboundMessage]
+    ) -> int:
+        """How many of `messages` (a leading part) the author's latest comment already holds.
+
+        Only a comment made since the first message reached the bridge counts, so an
+        earlier identical text ("yes") is never mistaken for this one.
+        """
         data = self.client.call(
             "GET",
             f"/api/v2/tickets/{tid}/comments",
             what="Zendesk list comments",
             params={"sort": "-created_at", "page[size]": COMMENTS_PAGE},
         )
-        for c in data.get("comments") or []:
-            if str(c.get("author_id")) != author_id:
-                continue
-            body = str(c.get("body") or "")
+        since = int(messages[0].at)  # Zendesk's timestamps have whole seconds
+        latest = next(
+            (c for c in data.get("comments") or [] if str(c.get("author_id")) == author_id), None
+        )
+        if latest is None or _epoch(latest.get("created_at")) < since:
+            return 0
+        for k in range(len(messages), 0, -1):
+            rendered = _rendered(kind, messages[:k])
+            body = str(latest.get("body") or "")
             for ref in rendered.files:
                 body = body.replace(ref.fallback, "")
-            if render.normalize(body) == wanted:
-                if isinstance(c.get("id"), int):
-                    self.state.remember_written(tid, [c["id"]])
-                return True
-        return False
+            if render.normalize(body) == render.normalize(rendered.body()):
+                if isinstance(latest.get("id"), int):
+                    self.state.remember_written(tid, [latest["id"]])
+                return k
+        return 0
 
     def _attach(self, files: Sequence[render.FileRef]) -> tuple[list[str], set[int]]:
         """Upload each file; returns the upload tokens and the indexes that fell back to links."""
@@ -513,3 +526,19 @@ def _agent_messages(comment: Json, author: str, name: str) -> list[AgentMessage]
             payload = {"fileUrl": url, "title": str(a.get("file_name") or "")}
             out.append(AgentMessage(author, "file", payload, name))
     return out
+
+
+def _rendered(kind: str, messages: Sequence[OutboundMessage]) -> render.Rendered:
+    """The comment text of consecutive messages of one author (the bot's are marked)."""
+    rendered = render.render_all([(m.message_type, m.payload) for m in messages])
+    if kind != "end_user":
+        rendered.text = f"{render.BOT_PREFIX} {rendered.text}"
+    return rendered
+
+
+def _epoch(value: object) -> float:
+    """Seconds since the epoch of a Zendesk timestamp ("2026-11-26T02:36:51Z"); 0 if unreadable."""
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
