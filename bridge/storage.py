@@ -173,15 +173,6 @@ local function begin(lease, head, head_id, lease_ms, now)
 end
 """
 
-# KEYS: lease, head; ARGV: token, head id, lease ms, now (-1: lease lost)
-_BEGIN = (
-    _BEGIN_FN
-    + """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0, 0, '0', '0'} end
-return begin(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4])
-"""
-)
-
 # One round trip at the top of each delivery: (take the lease,) peek, begin the head.
 # KEYS: lease, head, queue, kick; ARGV: token, lease ms, now, peek count, acquire (1/0)
 # Returns begin's answer followed by the peeked events, or {-3} busy (another worker holds
@@ -459,7 +450,6 @@ class Store:
         self._take = client.register_script(_TAKE)
         self._let_go = client.register_script(_LET_GO)
         self._ring = client.register_script(_RING)
-        self._begin = client.register_script(_BEGIN)
         self._ack = client.register_script(_ACK)
         self._defer = client.register_script(_DEFER)
         self._dead_letter = client.register_script(_DEAD_LETTER)
@@ -630,9 +620,6 @@ class Store:
         return cast(list[str], self.redis.lrange(self.key("ready"), 0, -1))
 
     # -- draining -----------------------------------------------------------------------
-    def clear_kick(self, stream: str) -> None:
-        self.redis.delete(self.key("kick", stream))
-
     def acquire_lease(self, stream: str, seconds: float) -> str | None:
         token = secrets.token_hex(8)
         ok = self.redis.set(self.key("lease", stream), token, nx=True, px=int(seconds * 1000))
@@ -683,11 +670,11 @@ class Store:
     def begin(
         self, stream: str, token: str, head_id: str, lease_seconds: float, now: float
     ) -> Head:
-        r = self._begin(
-            keys=[self.key("lease", stream), self.key("head", stream)],
-            args=[token, head_id, int(lease_seconds * 1000), repr(now)],
-        )
-        return Head.parse(r)
+        """`take` for a caller that already holds the lease and knows the head's id."""
+        taken = self.take(stream, token, lease_seconds, now, 1, acquire=False)
+        if taken.head is None or taken.events[0].id != head_id:
+            return Head(LOST, 0, 0, 0.0, 0.0)
+        return taken.head
 
     def ack(
         self,
