@@ -136,11 +136,12 @@ def gunicorn(env: Env, name: str, app: str, port: int) -> subprocess.Popen[bytes
 
 
 # -- ingress --------------------------------------------------------------------------------
-def bridge_bodies(port: int, n_conversations: int) -> list[bytes]:
+def open_conversations(port: int, n: int) -> list[tuple[str, str]]:
+    """n (user id, conversation id) pairs created through the web process, as Botpress does."""
     s = requests.Session()
     base = f"http://127.0.0.1:{port}/botpress/{SECRET}"
-    bodies = []
-    for i in range(n_conversations):
+    pairs = []
+    for i in range(n):
         uid = s.post(
             f"{base}/createRemoteUser",
             json={"type": "createRemoteUser", "payload": {"name": f"u{i}"}},
@@ -149,6 +150,13 @@ def bridge_bodies(port: int, n_conversations: int) -> list[bytes]:
             f"{base}/createRemoteConversation",
             json={"type": "createRemoteConversation", "payload": {"title": f"c{i}"}},
         ).json()["id"]
+        pairs.append((uid, cid))
+    return pairs
+
+
+def bridge_bodies(port: int, n_conversations: int) -> list[bytes]:
+    bodies = []
+    for uid, cid in open_conversations(port, n_conversations):
         body = {
             "type": "botSendsMessage",
             "remoteConversationId": cid,
@@ -338,19 +346,7 @@ def latency_at_rate(env: Env, botpress: FakeBotpress, concurrency: int, seconds:
         wait_http(port)
         wait_worker(env, "worker")
         n_conv = 100
-        s = requests.Session()
-        base = f"http://127.0.0.1:{port}/botpress/{SECRET}"
-        convs = []
-        for i in range(n_conv):
-            uid = s.post(
-                f"{base}/createRemoteUser",
-                json={"type": "createRemoteUser", "payload": {"name": f"u{i}"}},
-            ).json()["id"]
-            cid = s.post(
-                f"{base}/createRemoteConversation",
-                json={"type": "createRemoteConversation", "payload": {"title": f"c{i}"}},
-            ).json()["id"]
-            convs.append((uid, cid))
+        convs = open_conversations(port, n_conv)
         _wait_drained(client)
         sent_msg: dict[str, float] = {}
         sent_reply: dict[str, float] = {}
