@@ -16,6 +16,11 @@ from bridge.errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_BOTPRESS_API_URL = "https://api.botpress.cloud"
+#: Celery pools the Procfile's worker accepts (WORKER_POOL). Deliveries mostly wait on
+#: Redis and on remote HTTP calls, so threads are the default: one process, many sends in
+#: flight. The Procfile and the PUMPS default share the concurrency below.
+WORKER_POOLS = ("threads", "prefork")
+DEFAULT_WORKER_CONCURRENCY = 16
 SECRET_RE = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
 SECRET_HOWTO = (
     "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' "
@@ -47,7 +52,7 @@ class Settings:
     # Per-conversation lease; must outlive the slowest helpdesk call.
     lease_seconds: float = 45.0
     # Pump tasks that may run at once: the total worker concurrency across machines.
-    pumps: int = 2
+    pumps: int = DEFAULT_WORKER_CONCURRENCY
     max_body_bytes: int = 1024 * 1024
     log_level: str = "INFO"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -115,6 +120,9 @@ class Settings:
         if admin_token is not None and len(admin_token) < 16:
             problems.append("ADMIN_TOKEN must be at least 16 characters")
         prefix = env.get("REDIS_KEY_PREFIX", "hb").strip() or "hb"
+        pool = env.get("WORKER_POOL", "threads").strip() or "threads"
+        if pool not in WORKER_POOLS:
+            problems.append(f"WORKER_POOL must be one of {', '.join(WORKER_POOLS)} ({pool!r})")
         log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
@@ -135,7 +143,9 @@ class Settings:
             retry_cap=number("RETRY_CAP_SECONDS", 1800.0, 0.01),
             http_timeout=number("HTTP_TIMEOUT_SECONDS", 10.0, 0.1),
             lease_seconds=number("LEASE_SECONDS", 45.0, 1),
-            pumps=int(number("PUMPS", number("WORKER_CONCURRENCY", 2, 1), 1)),
+            pumps=int(
+                number("PUMPS", number("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY, 1), 1)
+            ),
             log_level=log_level,
             environ=env,
         )

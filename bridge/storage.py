@@ -13,6 +13,9 @@ Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/e
     P:ready             list    streams woken and waiting for a pump, oldest first
     P:pumps             zset    pump id -> heartbeat epoch: pump tasks running or published;
                                 entries older than PUMP_TTL are dead and pruned
+    P:pumps:max         string  how many pumps may run at once, written by each worker as it
+                                starts (its PUMPS); callers that never saw a worker (the web)
+                                fall back on their own setting
     P:pending           set     streams that hold events (the sweeper's safety net)
     P:due               zset    stream -> epoch seconds when its deferred head is due again
     P:conv:<cid>        hash    conversation record (see Conversation)
@@ -58,10 +61,12 @@ PUMP_TTL = 30.0
 # pump is reserved when fewer than the configured number are alive, so the caller knows to
 # start one. Scripts that wake streams end with this function; `wake` is their last
 # argument group: ready key, pumps key, now, pump ttl, max pumps, new pump id.
+# The limit the workers announced wins over the caller's: only they know their concurrency.
 _WAKE = """
 local function reserve_pump(ready, pumps, now, ttl, max, id)
   redis.call('ZREMRANGEBYSCORE', pumps, '-inf', tonumber(now) - tonumber(ttl))
-  if redis.call('ZCARD', pumps) < tonumber(max) then
+  local limit = tonumber(redis.call('GET', pumps .. ':max')) or tonumber(max)
+  if redis.call('ZCARD', pumps) < limit then
     redis.call('ZADD', pumps, now, id)
     return id
   end
@@ -594,6 +599,10 @@ class Store:
         return str(pump)
 
     # -- pumps --------------------------------------------------------------------------
+    def announce_pumps(self, limit: int) -> None:
+        """Record how many pumps may run at once (a worker's PUMPS), for every process."""
+        self.redis.set(self.key("pumps", "max"), limit)
+
     def ensure_pump(self) -> str:
         """A pump id to start when streams wait and too few pumps are alive, else ''."""
         keys = [self.key("ready"), self.key("pumps")]

@@ -63,7 +63,6 @@ def bridge_env(redis_url: str, fake_botpress: FakeBotpress) -> dict[str, str]:
             "RETRY_CAP_SECONDS": "2",
             "HTTP_TIMEOUT_SECONDS": "5",
             "LOG_LEVEL": "INFO",
-            "WORKER_CONCURRENCY": "2",
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
             # The Procfile's commands (gunicorn, celery) come from the interpreter's environment.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -74,14 +75,19 @@ class CeleryDispatch:
 
 
 class PerProcess:
-    """Builds a value lazily, once per process: Redis connections must not cross a fork."""
+    """Builds a value lazily, once per process: Redis connections must not cross a fork.
+    Thread-safe, for the threads pool."""
 
     def __init__(self, build: Callable[[], Any]) -> None:
         self._build = build
         self._pid = -1
         self._value: Any = None
+        self._lock = threading.Lock()
 
     def get(self) -> Any:
         if self._pid != os.getpid():
-            self._value, self._pid = self._build(), os.getpid()
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._value = self._build()
+                    self._pid = os.getpid()
         return self._value

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from bridge import __version__
 from bridge.errors import PermanentError, TransientError
@@ -14,9 +15,17 @@ from bridge.errors import PermanentError, TransientError
 USER_AGENT = f"botpress-hitl-bridge/{__version__}"
 
 
+#: Keep-alive connections kept per host: one per pool thread that may call it at once
+#: (requests keeps 10 and drops the rest after each use).
+POOL_SIZE = 64
+
+
 def session() -> requests.Session:
     s = requests.Session()
     s.headers["User-Agent"] = USER_AGENT
+    adapter = HTTPAdapter(pool_maxsize=POOL_SIZE)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
     return s
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import signal
+import threading
 
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_init, worker_shutting_down
 
 from bridge.logs import configure as configure_logging
 from bridge.logs import secrets_of
@@ -38,6 +39,15 @@ def _context() -> Context:
 register(app, PerProcess(_context).get)
 
 
+def _announce_pumps(**_: object) -> None:
+    """This worker's PUMPS becomes the limit every process reserves pumps under (the web
+    too, which never knows the workers' concurrency)."""
+    _probe.announce_pumps(settings.pumps)
+
+
+worker_init.connect(_announce_pumps, weak=False)
+
+
 def _stop_gently_on_sigterm(**_: object) -> None:
     """Heroku (and a `kill` of the process group) sends SIGTERM to every process of the
     worker, pool children included; billiard's handler then exits the child mid-send.
@@ -46,7 +56,11 @@ def _stop_gently_on_sigterm(**_: object) -> None:
 
     Installed as each task starts (billiard resets SIGTERM after worker_process_init);
     the flag only concerns the task in hand, so the next task starts with it clear.
+    Tasks of the threads pool run off the main thread, which cannot take signal
+    handlers: that pool stops through `_stop_on_shutdown` instead.
     """
+    if threading.current_thread() is not threading.main_thread():
+        return
     STOPPING.clear()
     if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -57,3 +71,13 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 task_prerun.connect(_stop_gently_on_sigterm, weak=False)
+
+
+def _stop_on_shutdown(**_: object) -> None:
+    """Warm shutdown began in this process: with the threads pool the pumps run here, so
+    each finishes the event in hand and hands its stream back (prefork: no effect here,
+    the children got SIGTERM themselves)."""
+    STOPPING.set()
+
+
+worker_shutting_down.connect(_stop_on_shutdown, weak=False)

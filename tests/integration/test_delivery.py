@@ -62,8 +62,8 @@ def test_429_retry_after_is_honoured(
 def test_two_workers_keep_every_conversations_order(
     bridge: BridgeClient, redis_url: str, workers: Callable[..., Process]
 ) -> None:
-    workers(WORKER_CONCURRENCY="2")
-    workers(WORKER_CONCURRENCY="2")
+    workers()  # the Procfile's default: 16 threads
+    workers(WORKER_POOL="prefork", WORKER_CONCURRENCY="2")  # and processes, side by side
     uid = bridge.user("Ada")
     conversations = [bridge.conversation(f"c{i}") for i in range(50)]
     expected: dict[str, list[str]] = {cid: [] for cid in conversations}

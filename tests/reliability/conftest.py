@@ -59,7 +59,6 @@ def base_env(redis_url: str, botpress: FakeBotpress) -> dict[str, str]:
             "HTTP_TIMEOUT_SECONDS": "1",
             "LEASE_SECONDS": "3",
             "LOG_LEVEL": "INFO",
-            "WORKER_CONCURRENCY": "2",
             "WEB_CONCURRENCY": "2",
             "PYTHONPATH": str(ROOT),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -27,10 +27,16 @@ def _stop_within(proc: object, seconds: float) -> float:
     return time.monotonic() - started
 
 
+# Threads (the default) stop through Celery's warm shutdown; prefork children take the
+# SIGTERM themselves (workers/worker.py).
+POOLS = {"threads": {}, "prefork": {"WORKER_POOL": "prefork", "WORKER_CONCURRENCY": "2"}}
+
+
+@pytest.mark.parametrize("pool", list(POOLS))
 def test_sigterm_worker_and_web(
-    helpdesk: HelpdeskSide, botpress: FakeBotpress, deploy: Callable[..., Deployment]
+    pool: str, helpdesk: HelpdeskSide, botpress: FakeBotpress, deploy: Callable[..., Deployment]
 ) -> None:
-    d = deploy(helpdesk, workers=2)
+    d = deploy(helpdesk, workers=2, **POOLS[pool])
     botpress.delay = 0.05  # deliveries to Botpress are in flight when the signal lands
     load = Load(d.url, threads=30)
     cids = load.open_conversations(30)

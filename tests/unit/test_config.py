@@ -14,6 +14,20 @@ def test_defaults() -> None:
     assert s.helpdesk == "inbox"
     assert s.retry_window >= 24 * 3600
     assert s.admin_token is None and s.botpress_webhook_url is None
+    assert s.pumps == 16  # the Procfile worker's default: 16 threads
+
+
+def test_pumps_follow_the_worker_concurrency_unless_set() -> None:
+    assert Settings.from_env({**GOOD, "WORKER_CONCURRENCY": "4"}).pumps == 4
+    assert Settings.from_env({**GOOD, "WORKER_CONCURRENCY": "4", "PUMPS": "12"}).pumps == 12
+
+
+def test_worker_pool_must_be_one_celery_runs_here() -> None:
+    for pool in ("threads", "prefork"):
+        Settings.from_env({**GOOD, "WORKER_POOL": pool})
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**GOOD, "WORKER_POOL": "gevent"})
+    assert info.value.problems == ["WORKER_POOL must be one of threads, prefork ('gevent')"]
 
 
 def test_secret_is_required_with_a_how_to() -> None:

@@ -39,6 +39,16 @@ def test_pumps_are_capped_and_a_retiring_pump_stays_for_late_work(store: Store) 
     assert store.append(msg(cid="c_9"))  # one pump left alive, room for another
 
 
+def test_the_limit_a_worker_announced_wins_over_the_callers_own(store: Store) -> None:
+    store.pumps = 1  # a web process that never saw the workers' concurrency
+    store.announce_pumps(3)
+    assert all(store.append(msg(cid=f"c_{i}")) for i in range(3))
+    assert store.append(msg(cid="c_3")) == ""
+    assert store.ensure_pump() == ""
+    store.announce_pumps(4)  # a worker with more room started
+    assert store.ensure_pump()
+
+
 def test_dead_pumps_stop_counting_after_their_ttl(store: Store) -> None:
     store.pumps = 1
     assert store.append(msg(cid="c_a"))
