@@ -54,9 +54,10 @@ class Row:
         return [self.area, self.metric, self.value, self.target, verdict]
 
 
-#: Worker processes (WORKER_CONCURRENCY) for the end-to-end and scale runs; plain Celery gets
-#: the same number.
-WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+#: The worker's pool and concurrency (WORKER_POOL, WORKER_CONCURRENCY) for the end-to-end and
+#: scale runs, the Procfile's defaults unless set; plain Celery gets the same.
+POOL = os.environ.get("BENCH_POOL", "threads")
+WORKERS = int(os.environ.get("BENCH_WORKERS", "16" if POOL == "threads" else "2"))
 
 ROWS: list[Row] = []
 
@@ -64,6 +65,10 @@ ROWS: list[Row] = []
 def row(area: str, metric: str, value: str, target: str = "", ok: bool | None = None) -> None:
     ROWS.append(Row(area, metric, value, target, ok))
     print(f"  {area:<10} {metric:<58} {value:>16}  {target}", flush=True)
+
+
+def worker_env(concurrency: int) -> dict[str, str]:
+    return {"WORKER_POOL": POOL, "WORKER_CONCURRENCY": str(concurrency)}
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -230,7 +235,7 @@ def bench_plain_celery(env: Env, events: int, concurrency: int) -> float:
 
     cmd = (
         f"celery -A benchmarks.plain_celery worker --loglevel=INFO --queues=plain "
-        f"--concurrency={concurrency} --without-gossip --without-mingle"
+        f"--pool={POOL} --concurrency={concurrency} --without-gossip --without-mingle"
     )
     with running(env.spawn("plain-worker", cmd, REDIS_URL=env.redis_url)):
         wait_worker(env, "plain-worker")
@@ -310,14 +315,14 @@ def bench_end_to_end(
     print("end to end: the bridge's workers vs plain Celery (one no-op task per event)")
     plain = bench_plain_celery(env, events, concurrency)
     client = _flush(env.redis_url)
-    with running(env.spawn("worker", WORKER_CONCURRENCY=str(concurrency))):
+    with running(env.spawn("worker", **worker_env(concurrency))):
         wait_worker(env, "worker")
         pairs = _seed(env, 100)
         _wait_drained(client)
         bridge, _ = bridge_drain_rate(env, pairs, events)
     row(
         "e2e",
-        f"plain Celery, no-op task per event, events/s ({concurrency} procs)",
+        f"plain Celery, no-op task per event, events/s ({POOL}, {concurrency})",
         f"{plain:,.0f}",
     )
     row("e2e", "bridge, queued -> in the helpdesk (inbox), events/s", f"{bridge:,.0f}")
@@ -338,7 +343,7 @@ def latency_at_rate(env: Env, botpress: FakeBotpress, concurrency: int, seconds:
     client = _flush(env.redis_url)
     port = free_port()
     web = gunicorn(env, "web", "bridge", port)
-    worker = env.spawn("worker", WORKER_CONCURRENCY=str(concurrency))
+    worker = env.spawn("worker", **worker_env(concurrency))
     beat = env.spawn("beat")
     with running(web), running(worker), running(beat):
         wait_http(port)
@@ -444,6 +449,52 @@ def latency_at_rate(env: Env, botpress: FakeBotpress, concurrency: int, seconds:
         )
 
 
+def slow_botpress_rate(
+    env: Env, botpress: FakeBotpress, delay: float, events: int, **worker: str
+) -> float:
+    """Agent messages per second delivered to a Botpress that takes `delay` seconds to
+    answer each webhook call (a remote one does), over 100 conversations, by a worker
+    started with `worker` as its environment."""
+    client = _flush(env.redis_url)
+    botpress.delay = delay
+    try:
+        with running(env.spawn("worker", **worker)):
+            wait_worker(env, "worker")
+            pairs = _seed(env, 100)
+            _wait_drained(client)
+            # The producer reserves pumps too: it must know how many may run (PUMPS).
+            rt = build_runtime(Settings.from_env({**env.env, **worker}))
+            t0 = time.perf_counter()
+            for k in range(events // len(pairs)):
+                for _, cid in pairs:
+                    rt.append(
+                        ev.Event(
+                            ev.AGENT_MESSAGE,
+                            ev.stream(ev.TO_BOTPRESS, cid),
+                            {
+                                "agent_id": "agent-1",
+                                "message_type": "text",
+                                "payload": {"text": f"reply {k}"},
+                            },
+                        )
+                    )
+            _wait_drained(client)
+            return events // len(pairs) * len(pairs) / (time.perf_counter() - t0)
+    finally:
+        botpress.delay = 0.0
+
+
+def bench_slow_botpress(env: Env, botpress: FakeBotpress, events: int) -> None:
+    print("slow Botpress: each webhook call answered after 100 ms")
+    pools = {
+        "prefork, 2 processes": {"WORKER_POOL": "prefork", "WORKER_CONCURRENCY": "2"},
+        "threads, 16 (the default)": {"WORKER_POOL": "threads", "WORKER_CONCURRENCY": "16"},
+    }
+    for name, worker in pools.items():
+        rate = slow_botpress_rate(env, botpress, 0.1, events, **worker)
+        row("slow bp", f"agent messages -> Botpress, events/s ({name})", f"{rate:,.0f}")
+
+
 def max_rss(pid: int) -> float:
     """The largest RSS among `pid` and its descendants, in MiB."""
     pids = [pid]
@@ -504,7 +555,7 @@ def trickle_cost(
 def bench_scale(env: Env, many: int, events: int, concurrency: int) -> None:
     print(f"scale: {many:,} open conversations")
     client = _flush(env.redis_url)
-    with running(env.spawn("worker", WORKER_CONCURRENCY=str(concurrency))) as worker:
+    with running(env.spawn("worker", **worker_env(concurrency))) as worker:
         wait_worker(env, "worker")
         active = _seed(env, 100)
         _wait_drained(client)
@@ -592,14 +643,14 @@ def table() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
-    ap.add_argument("--only", choices=["ingress", "e2e", "scale"], action="append")
+    ap.add_argument("--only", choices=["ingress", "e2e", "scale", "slow"], action="append")
     args = ap.parse_args(argv)
     # A SIGTERM unwinds like Ctrl-C, so every process this run started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seconds = 4.0 if args.quick else 10.0
     events = 3000 if args.quick else 10000
     many = 2000 if args.quick else 10000
-    only = set(args.only or ["ingress", "e2e", "scale"])
+    only = set(args.only or ["ingress", "e2e", "scale", "slow"])
     print(f"machine: {machine()}")
     logs = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
     server = RedisServer(persistent=True).start()
@@ -613,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_end_to_end(env, botpress, events, concurrency=WORKERS, seconds=seconds)
         if "scale" in only:
             bench_scale(env, many, events // 2, concurrency=WORKERS)
+        if "slow" in only:
+            bench_slow_botpress(env, botpress, events // 25)
     finally:
         botpress.stop()
         server.cleanup()
