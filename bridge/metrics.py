@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, cast
 
+import redis
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -201,7 +202,22 @@ class RedisCollector:
         )
         broker_g.add_metric([BROKER_QUEUE], int(broker))
         yield broker_g
+        yield from self._clients()
         yield from self._counters(cast(dict[str, str], counters))
+
+    def _clients(self) -> Iterator[Metric]:
+        """Connections against the server's cap: hosted plans allow few (Heroku's smallest
+        20) and every process holds several (docs/operating.md, "Production Redis")."""
+        try:
+            info = self.store.redis.info("clients")
+        except redis.ResponseError:
+            return  # some hosted Redis (and test doubles) refuse INFO
+        for name, field, doc in (
+            ("hitl_redis_connected_clients", "connected_clients", "Clients connected to Redis"),
+            ("hitl_redis_max_clients", "maxclients", "Redis's client cap (maxclients)"),
+        ):
+            if field in info:
+                yield GaugeMetricFamily(name, doc, value=int(info[field]))
 
     def _counters(self, h: dict[str, str]) -> Iterator[Metric]:
         def num(field: str) -> float:

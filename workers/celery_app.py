@@ -35,6 +35,10 @@ def make_celery(settings: Settings, *, poll_interval: float = 0.0) -> Celery:
         # Celery 5.7's restore of unacked messages kills the worker (celery#9250).
         task_acks_late=False,
         worker_prefetch_multiplier=1,
+        # Publishing is rare (a pump start, a retry countdown) and brief: two pooled broker
+        # connections per process instead of ten, since hosted Redis plans cap clients
+        # (Heroku's smallest at 20). Publishers wait for a free one.
+        broker_pool_limit=2,
         broker_connection_retry_on_startup=True,
         # Countdowns stay under 30 s (long waits live in Redis), far below this.
         broker_transport_options={"visibility_timeout": 3600},

@@ -73,6 +73,10 @@ def test_a_real_worker_moves_the_delivery_counters(
     assert 0 < sample(done, "hitl_delivery_latency_seconds_sum", **hd) < 60
     assert sample(done, "hitl_queue_depth", **hd) == 0
     assert sample(done, "hitl_redis_up") == 1
+    # This test, a worker and beat hold connections; the cap is redis-server's default.
+    assert (
+        3 <= sample(done, "hitl_redis_connected_clients") < sample(done, "hitl_redis_max_clients")
+    )
     report = bridge.client.get(
         f"/admin/api/conversations/{cid}",
         headers={"Authorization": f"Bearer {bridge_admin_token()}"},
