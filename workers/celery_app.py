@@ -37,8 +37,10 @@ def make_celery(settings: Settings, *, poll_interval: float = 0.0) -> Celery:
         worker_prefetch_multiplier=1,
         # Publishing is rare (a pump start, a retry countdown) and brief: two pooled broker
         # connections per process instead of ten, since hosted Redis plans cap clients
-        # (Heroku's smallest at 20). Publishers wait for a free one.
+        # (Heroku's smallest at 20). Publishers wait for a free one, never forever: a pump
+        # that fails to start is forgotten and beat starts another (bridge/runtime.py).
         broker_pool_limit=2,
+        broker_pool_acquire_timeout=5.0,
         broker_connection_retry_on_startup=True,
         # Countdowns stay under 30 s (long waits live in Redis), far below this.
         broker_transport_options={"visibility_timeout": 3600},
