@@ -26,8 +26,10 @@ def register(app: Celery, context: Callable[[], Context]) -> None:
     @app.task(name="hitl.wake")
     def wake_task() -> int:
         """Every second: wake streams whose retry is due; start a pump if streams wait
-        and none is alive (a worker killed under its pumps)."""
+        and none is alive (a worker killed under its pumps); restate this worker's pump
+        limit (lost with a Redis that restarted empty)."""
         ctx = context()
+        ctx.store.announce_pumps(ctx.settings.pumps)
         due = ctx.store.due_streams(time.time())
         for stream in due:
             ctx.kick(stream)

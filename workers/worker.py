@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
+import redis
 from celery.signals import task_prerun, worker_init, worker_shutting_down
 
 from bridge.logs import configure as configure_logging
@@ -18,6 +20,7 @@ from workers.drain import STOPPING
 from workers.retry import RetryPolicy
 from workers.tasks import register
 
+log = logging.getLogger("hitl.worker")
 settings = adapters.settings_or_exit()
 configure_logging(settings.log_level, redact=secrets_of(settings))
 _probe = Store.from_settings(settings)
@@ -41,8 +44,12 @@ register(app, PerProcess(_context).get)
 
 def _announce_pumps(**_: object) -> None:
     """This worker's PUMPS becomes the limit every process reserves pumps under (the web
-    too, which never knows the workers' concurrency)."""
-    _probe.announce_pumps(settings.pumps)
+    too, which never knows the workers' concurrency). Beat's wake-up repeats it each
+    second (workers/tasks.py), so a Redis that is down now only delays it."""
+    try:
+        _probe.announce_pumps(settings.pumps)
+    except redis.RedisError as exc:
+        log.warning("could not announce the pump limit", extra={"error": type(exc).__name__})
 
 
 worker_init.connect(_announce_pumps, weak=False)
