@@ -464,8 +464,7 @@ def slow_botpress_rate(
             wait_worker(env, "worker")
             pairs = _seed(env, 100)
             _wait_drained(client)
-            # The producer reserves pumps too: it must know how many may run (PUMPS).
-            rt = build_runtime(Settings.from_env({**env.env, **worker}))
+            rt = build_runtime(_settings(env))  # reserves pumps under the worker's limit
             t0 = time.perf_counter()
             for k in range(events // len(pairs)):
                 for _, cid in pairs:
