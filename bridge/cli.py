@@ -10,9 +10,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import redis
+
 from bridge import reports
-from bridge.config import Settings
+from bridge.config import Settings, redis_connections_needed
 from bridge.errors import ConfigError
+from bridge.storage import Store
 
 
 def _out(data: Any) -> None:
@@ -38,6 +41,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"redis: unreachable ({type(exc).__name__}: {exc})")
         return 1
+    print(_connections(rt.store, settings))
     helpdesk_problems = rt.helpdesk.check()
     for line in helpdesk_problems:
         print(f"helpdesk {settings.helpdesk}: {line}")
@@ -47,6 +51,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"botpress webhook: {webhook}")
     print(f"botpress api (close resolution): {'set' if settings.botpress_token else 'not set'}")
     return 1 if helpdesk_problems else 0
+
+
+def _connections(store: Store, settings: Settings) -> str:
+    """Advice, not a failure: the processes' Redis connections against the server's cap."""
+    needed = redis_connections_needed(settings.environ)
+    try:
+        info = store.redis.info("clients")
+    except redis.ResponseError:
+        return f"redis connections: about {needed} for one web, worker and beat (cap unknown)"
+    cap, used = int(info.get("maxclients", 0)), int(info.get("connected_clients", 0))
+    line = (
+        f"redis connections: {used} in use of {cap or 'unknown'} allowed; one web, worker "
+        f"and beat with this configuration hold about {needed}"
+    )
+    if cap and needed > cap:
+        line += (
+            " -- MORE THAN REDIS ALLOWS: lower WEB_CONCURRENCY, WEB_THREADS or "
+            "WORKER_CONCURRENCY, or use a bigger Redis plan (docs/operating.md)"
+        )
+    return line
 
 
 # -- inbox ------------------------------------------------------------------------------

@@ -28,6 +28,21 @@ SECRET_HOWTO = (
 )
 
 
+def redis_connections_needed(environ: Mapping[str, str]) -> int:
+    """Redis connections one `web`, one `worker` and `beat` hold with this environment,
+    as measured (docs/operating.md, "Production Redis"): a gunicorn process its threads + 3,
+    a worker its concurrency + 7, beat 2."""
+
+    def n(name: str, default: int) -> int:
+        try:
+            return max(1, int(environ.get(name, "") or default))
+        except ValueError:
+            return default
+
+    web = n("WEB_CONCURRENCY", 2) * (n("WEB_THREADS", 4) + 3)
+    return web + n("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY) + 7 + 2
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated configuration; build it with `Settings.from_env`."""

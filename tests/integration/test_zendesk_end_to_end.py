@@ -173,6 +173,8 @@ def test_cli_check_and_setup_against_the_account(
     assert main(["check"]) == 0
     out = capsys.readouterr().out
     assert "redis: ok" in out and "helpdesk zendesk: ok" in out
+    assert "allowed; one web, worker and beat with this configuration hold about" in out
+    assert "MORE THAN REDIS ALLOWS" not in out  # a local redis-server allows 10,000
     assert main(["zendesk", "setup", "https://bridge.example.com"]) == 0
     out = capsys.readouterr().out
     [hook] = zendesk.webhooks.values()

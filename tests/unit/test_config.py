@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.config import Settings
+from bridge.config import Settings, redis_connections_needed
 from bridge.errors import ConfigError
 
 GOOD = {"BRIDGE_SECRET": "s" * 20}
@@ -78,3 +78,11 @@ def test_tls_url_wins_and_cert_setting_passes_through() -> None:
 def test_lease_must_outlive_the_http_timeout() -> None:
     with pytest.raises(ConfigError, match="LEASE_SECONDS"):
         Settings.from_env({**GOOD, "HTTP_TIMEOUT_SECONDS": "30", "LEASE_SECONDS": "45"})
+
+
+def test_redis_connections_follow_the_process_settings() -> None:
+    # 2 gunicorn processes x (4 threads + 3), 16 worker threads + 7, beat 2
+    assert redis_connections_needed({}) == 39
+    # app.json's settings for Heroku's smallest Redis plan (20 connections)
+    assert redis_connections_needed({"WEB_CONCURRENCY": "1", "WORKER_CONCURRENCY": "4"}) == 20
+    assert redis_connections_needed({"WEB_THREADS": "many"}) == 39  # unreadable: the default
