@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from bridge.app import create_app
 from bridge.config import Settings
 from tests.support.fake_botpress import FakeBotpress
+from tests.support.fake_zendesk import FakeZendesk
 from tests.support.processes import Process, start_worker
 from tests.support.redis_server import RedisServer
 
@@ -43,6 +44,14 @@ def fake_botpress() -> Iterator[FakeBotpress]:
     server = FakeBotpress().start()
     yield server  # type: ignore[misc]
     server.stop()
+
+
+@pytest.fixture
+def zendesk() -> Iterator[FakeZendesk]:
+    """The fake Zendesk account (tests/support/fake_zendesk.py)."""
+    fake = FakeZendesk().start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,6 @@ from tests.support.processes import Process
 pytestmark = pytest.mark.integration
 
 WEBHOOK_SECRET = "c2lnbmluZy1zZWNyZXQtZm9yLXRlc3Rz"
-
-
-@pytest.fixture
-def zendesk() -> Iterator[FakeZendesk]:
-    fake = FakeZendesk().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -68,14 +68,6 @@ def base_env(redis_url: str, botpress: FakeBotpress) -> dict[str, str]:
 
 
 @pytest.fixture
-def zendesk() -> Iterator[FakeZendesk]:
-    """The fake Zendesk account (tests/support/fake_zendesk.py)."""
-    fake = FakeZendesk().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def helpdesk(
     request: pytest.FixtureRequest, redis_aof: RedisServer, botpress: FakeBotpress
 ) -> HelpdeskSide:
