@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from flask import Flask, jsonify, request
 
-from bridge.storage import connect
+from bridge.redis_client import connect
 
 app = Flask("trivial")
 

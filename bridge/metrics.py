@@ -35,6 +35,7 @@ from prometheus_client.core import (
 
 from bridge import events as ev
 from bridge import stats
+from bridge.redis_client import Script
 from bridge.storage import Store
 
 log = logging.getLogger("hitl.metrics")
@@ -118,7 +119,7 @@ class RedisCollector:
     def __init__(self, store: Store, *, scan_cap: int = SCAN_CAP) -> None:
         self.store = store
         self.scan_cap = scan_cap
-        self._heads = store.redis.register_script(_HEADS)
+        self._heads = Script(store.redis, _HEADS)
 
     def describe(self) -> list[Metric]:
         return []  # collected fresh at every scrape; nothing to pre-register

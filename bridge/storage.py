@@ -49,6 +49,7 @@ import redis
 
 from bridge import stats
 from bridge.events import Event, split_stream
+from bridge.redis_client import Script, connect
 
 if TYPE_CHECKING:
     from bridge.config import Settings
@@ -428,19 +429,6 @@ class DeadLetter:
         )
 
 
-def connect(url: str, *, ssl_cert_reqs: str = "required") -> redis.Redis:
-    """A client for `url`; `ssl_cert_reqs` applies to rediss:// (Heroku needs "none")."""
-    kwargs: dict[str, Any] = {
-        "decode_responses": True,
-        "socket_timeout": 5,
-        "socket_connect_timeout": 5,
-        "health_check_interval": 30,
-    }
-    if url.startswith("rediss://"):
-        kwargs["ssl_cert_reqs"] = ssl_cert_reqs
-    return redis.Redis.from_url(url, **kwargs)
-
-
 class Store:
     """The bridge's Redis state; every key layout lives in this module."""
 
@@ -448,17 +436,17 @@ class Store:
         self.redis = client
         self.prefix = prefix
         self.pumps = pumps  # how many pump tasks may run at once (Settings.pumps)
-        self._enqueue = client.register_script(_ENQUEUE)
-        self._kick = client.register_script(_KICK)
-        self._ensure_pump = client.register_script(_ENSURE_PUMP)
-        self._retire_pump = client.register_script(_RETIRE_PUMP)
-        self._take = client.register_script(_TAKE)
-        self._let_go = client.register_script(_LET_GO)
-        self._ring = client.register_script(_RING)
-        self._ack = client.register_script(_ACK)
-        self._defer = client.register_script(_DEFER)
-        self._dead_letter = client.register_script(_DEAD_LETTER)
-        self._release = client.register_script(_RELEASE)
+        self._enqueue = Script(client, _ENQUEUE)
+        self._kick = Script(client, _KICK)
+        self._ensure_pump = Script(client, _ENSURE_PUMP)
+        self._retire_pump = Script(client, _RETIRE_PUMP)
+        self._take = Script(client, _TAKE)
+        self._let_go = Script(client, _LET_GO)
+        self._ring = Script(client, _RING)
+        self._ack = Script(client, _ACK)
+        self._defer = Script(client, _DEFER)
+        self._dead_letter = Script(client, _DEAD_LETTER)
+        self._release = Script(client, _RELEASE)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:

@@ -10,8 +10,9 @@ from flask.testing import FlaskClient
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.redis_client import connect
 from bridge.runtime import Runtime
-from bridge.storage import Store, connect
+from bridge.storage import Store
 from tests.conftest import ADMIN_TOKEN, SECRET, BridgeClient
 from tests.support.redis_server import free_port
 from tests.unit.conftest import Published, json_of

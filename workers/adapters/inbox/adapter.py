@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from bridge.config import Settings
 from bridge.errors import PermanentError
+from bridge.redis_client import Script
 from bridge.storage import Conversation, Store, User
 from workers.adapters.base import (
     AgentAssigned,
@@ -77,7 +78,7 @@ class InboxHelpdesk(Helpdesk):
 
     def __init__(self, settings: Settings, store: Store) -> None:
         super().__init__(settings, store)
-        self._append = store.redis.register_script(_APPEND)
+        self._append = Script(store.redis, _APPEND)
 
     # -- keys ---------------------------------------------------------------------------
     def _k(self, *parts: str) -> str:

@@ -1,0 +1,169 @@
+"""bridge/redis_client.py against a real redis-server: connections kept per thread, scripts
+run straight on them, and both survive forks, thread ends, script-cache loss and restarts."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from bridge.redis_client import Script, ThreadPool, connect
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.integration
+
+_ECHO = "return {KEYS[1], ARGV[1]}"
+_FAIL = "return redis.error_reply('no such thing')"
+
+
+def in_thread(fn: Callable[[], Any]) -> Any:
+    """fn's result, run on a new thread that has ended when this returns."""
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(fn()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def pool_of(client: redis.Redis) -> ThreadPool:
+    pool = client.connection_pool
+    assert isinstance(pool, ThreadPool)
+    return pool
+
+
+def created(client: redis.Redis) -> int:
+    return int(pool_of(client)._created_connections)
+
+
+def test_a_thread_keeps_its_connection_between_commands(redis_url: str) -> None:
+    r = connect(redis_url)
+    ids = {r.client_id() for _ in range(5)}
+    r.set("k", "v")
+    assert r.get("k") == "v"
+    assert len(ids) == 1
+    assert created(r) == 1
+
+
+def test_threads_talking_at_once_each_get_their_own(redis_url: str) -> None:
+    r = connect(redis_url)
+    n = 6
+    barrier = threading.Barrier(n)
+    seen: dict[str, set[int]] = {}
+
+    def work() -> None:
+        mine = seen.setdefault(threading.current_thread().name, set())
+        for _ in range(20):
+            barrier.wait()  # all n want a connection at the same moment
+            mine.add(r.client_id())
+
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(ids) == 1 for ids in seen.values())  # each kept its own all along
+    assert len(set().union(*seen.values())) == n
+    assert created(r) == n
+
+
+def test_an_ended_threads_connection_goes_back_to_the_pool(redis_url: str) -> None:
+    r = connect(redis_url)
+    first = in_thread(r.client_id)
+    gc.collect()
+    assert in_thread(r.client_id) == first
+    assert r.client_id() == first
+    assert created(r) == 1
+
+
+def test_a_nested_checkout_gets_a_second_connection_and_both_come_back(redis_url: str) -> None:
+    r = connect(redis_url)
+    pool = pool_of(r)
+    outer = pool.get_connection()
+    try:
+        assert r.ping()  # while this thread holds `outer`
+        pipe = r.pipeline()
+        pipe.set("a", "1").get("a")
+        assert pipe.execute() == [True, "1"]
+    finally:
+        pool.release(outer)
+    assert created(r) == 2
+    # The thread keeps one; the other is free for any thread.
+    ids = {r.client_id(), in_thread(r.client_id)}
+    assert len(ids) == 2
+    assert created(r) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_uses_its_parents_connection(redis_url: str) -> None:
+    r = connect(redis_url)
+    parent_id = r.client_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its own connection's id, then leave at once
+        try:
+            os.write(write, str(r.client_id()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child_id = int(os.read(read, 64) or b"0")
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child_id not in (0, parent_id)
+    assert r.client_id() == parent_id  # the parent's socket was left alone
+
+
+def test_script_runs_on_the_threads_connection(redis_url: str) -> None:
+    r = connect(redis_url)
+    echo = Script(r, _ECHO)
+    assert echo(keys=["k"], args=["a"]) == ["k", "a"]
+    assert echo(keys=["k"], args=[1.5]) == ["k", "1.5"]
+    assert created(r) == 1
+
+
+def test_script_reloads_itself_when_redis_lost_its_cache(redis_url: str) -> None:
+    r = connect(redis_url)
+    echo = Script(r, _ECHO)
+    assert echo(keys=["k"], args=["a"]) == ["k", "a"]
+    r.script_flush()
+    assert echo(keys=["k"], args=["b"]) == ["k", "b"]
+    assert r.script_exists(echo.sha) == [True]
+
+
+def test_script_error_raises_and_the_connection_stays_usable(redis_url: str) -> None:
+    r = connect(redis_url)
+    with pytest.raises(redis.ResponseError, match="no such thing"):
+        Script(r, _FAIL)()
+    assert r.ping()
+    assert created(r) == 1
+
+
+def test_script_queued_on_a_pipeline(redis_url: str) -> None:
+    r = connect(redis_url)
+    echo = Script(r, _ECHO)
+    pipe = r.pipeline(transaction=True)
+    pipe.set("x", "1")
+    echo(keys=["k"], args=["p"], client=pipe)
+    assert pipe.execute() == [True, ["k", "p"]]
+
+
+def test_after_a_redis_restart_the_next_call_reconnects() -> None:
+    server = RedisServer().start()
+    try:
+        r = connect(server.url)
+        echo = Script(r, _ECHO)
+        assert echo(keys=["k"], args=["before"]) == ["k", "before"]
+        server.restart()
+        # The kept socket is dead: the first call may fail (nothing is retried blindly:
+        # a script that timed out may have run), and the connection is dropped, not reused.
+        with contextlib.suppress(redis.ConnectionError):
+            echo(keys=["k"], args=["probe"])
+        assert echo(keys=["k"], args=["after"]) == ["k", "after"]  # script cache empty too
+        assert r.ping()
+    finally:
+        server.cleanup()
