@@ -83,7 +83,7 @@ class CreateRemoteConversationSchema(_Typed):
 class BotSendsMessageSchema(_Typed):
     remoteConversationId = fields.String(required=True, validate=_short)
     remoteUserId = fields.String(required=True, validate=_short)
-    payload = fields.Dict(keys=fields.String(), required=True)
+    payload = fields.Dict(required=True)  # JSON object keys are strings already
 
     @validates_schema
     def _check_payload(self, data: Mapping[str, Any], **_: Any) -> None:

@@ -90,10 +90,21 @@ def labels(kind: str) -> list[str]:
     return [kind, stats.DIRECTIONS.get(kind, kind)]
 
 
+_accepted_by_kind: dict[str, Any] = {}
+
+
+def _accepted(kind: str) -> Any:
+    """ACCEPTED's series for `kind` (looked up once: `labels()` checks and locks each call)."""
+    series = _accepted_by_kind.get(kind)
+    if series is None:
+        series = _accepted_by_kind[kind] = ACCEPTED.labels(*labels(kind))
+    return series
+
+
 def accepted(event: ev.Event, route: str) -> None:
     """Count and log one event the web stored (ids only: never its text)."""
     kind, _ = ev.split_stream(event.stream)
-    ACCEPTED.labels(*labels(kind)).inc()
+    _accepted(kind).inc()
     web_log.info(
         "accepted",
         extra={"stream": event.stream, "event_id": event.id, "kind": event.kind, "route": route},
@@ -102,7 +113,7 @@ def accepted(event: ev.Event, route: str) -> None:
 
 def rang(conversation_id: str, route: str) -> None:
     """Count and log one doorbell ring from a helpdesk webhook."""
-    ACCEPTED.labels(*labels(ev.INBOUND)).inc()
+    _accepted(ev.INBOUND).inc()
     web_log.info(
         "accepted",
         extra={

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any, cast
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Request, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -29,15 +30,36 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def route_label() -> str:
+def route_label(req: Request) -> str:
     """The route template, never the concrete path (which may hold the bridge's secret)."""
-    rule = request.url_rule
+    rule = req.url_rule
     if rule is None:
         return "unmatched"
-    route = (request.view_args or {}).get("route")
-    if request.endpoint == "botpress.ingress" and route in contract.ROUTES:
+    route = (req.view_args or {}).get("route")
+    if req.endpoint == "botpress.ingress" and route in contract.ROUTES:
         return rule.rule.replace("<route>", str(route))
     return rule.rule
+
+
+#: Methods counted by name; any other (clients may send any token) counts as "other", so a
+#: client cannot grow the number of series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_STARTED = "hitl.started"  # WSGI environ key: when the request reached the app
+
+# Each request's counter and histogram, by (route, method, status): `labels()` checks and
+# locks on every call, and the same few combinations come back all the time.
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _series_of(route: str, method: str, status: int) -> tuple[Any, Any]:
+    key = (route, method, status)
+    found = _series.get(key)
+    if found is None:
+        found = _series[key] = (
+            REQUESTS.labels(route, method, str(status)),
+            REQUEST_SECONDS.labels(route),
+        )
+    return found
 
 
 def init_app(app: Flask, store: Store) -> None:
@@ -47,16 +69,18 @@ def init_app(app: Flask, store: Store) -> None:
 
     @app.before_request
     def _start() -> None:
-        g.hitl_started = time.perf_counter()
+        request.environ[_STARTED] = time.perf_counter()
 
     @app.after_request
     def _count(resp: Response) -> Response:
         try:
-            route = route_label()
-            REQUESTS.labels(route, request.method, str(resp.status_code)).inc()
-            started = g.get("hitl_started")
+            req = cast(Request, request._get_current_object())  # type: ignore[attr-defined]
+            method = req.method if req.method in METHODS else "other"
+            requests, seconds = _series_of(route_label(req), method, resp.status_code)
+            requests.inc()
+            started = req.environ.get(_STARTED)
             if started is not None:
-                REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+                seconds.observe(time.perf_counter() - started)
         except Exception:  # counting must never break an answer
             log.exception("could not count a request")
         return resp

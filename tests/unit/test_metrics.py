@@ -66,6 +66,22 @@ def test_requests_and_accepted_events_are_counted_by_route_and_direction(
     assert not any("test-secret" in str(k) for k in after)
 
 
+def test_unknown_methods_share_one_series(client: FlaskClient) -> None:
+    """Clients may send any method token; each must not become a series of its own."""
+    before = scrape(client)
+    for method in ("BREW", "WHEN", "SPAM1"):
+        assert client.open("/nowhere", method=method).status_code == 404
+    after = scrape(client)
+    series = [k for k in after if k[0] == "hitl_http_requests_total"]
+    assert not any(m in str(k) for k in series for m in ("BREW", "WHEN", "SPAM1"))
+    labels = {"route": "unmatched", "method": "other", "status": "404"}
+    assert (
+        value(after, "hitl_http_requests_total", **labels)
+        - value(before, "hitl_http_requests_total", **labels)
+        == 3
+    )
+
+
 def test_queue_gauges_show_what_waits_and_for_how_long(
     runtime: Runtime, client: FlaskClient
 ) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from bridge.web.botpress import parse_json
 from tests.conftest import BridgeClient
 from tests.unit.conftest import json_of
 
@@ -40,3 +43,16 @@ def test_a_valid_surrogate_pair_is_accepted(bp: BridgeClient) -> None:
     body = "{" + head + ',"payload":{"text":"\\ud83d\\ude00"}}'
 
     assert bp.call("botSendsMessage", body).status_code == 200
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-32"])
+def test_the_encodings_json_allows_are_read_as_json_loads_reads_them(encoding: str) -> None:
+    doc = '{"text": "café 😀 \\u00e9", "n": [1, 2.5, -3e2], "ok": true, "none": null}'
+    raw = doc.encode(encoding)
+    assert parse_json(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw", [b'{"text": "\xff"}', b"", b"{", b'{"a": 1} x'])
+def test_undecodable_or_broken_bodies_raise_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_json(raw)
