@@ -90,21 +90,23 @@ def labels(kind: str) -> list[str]:
     return [kind, stats.DIRECTIONS.get(kind, kind)]
 
 
-_accepted_by_kind: dict[str, Any] = {}
+_series: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
 
-def _accepted(kind: str) -> Any:
-    """ACCEPTED's series for `kind` (looked up once: `labels()` checks and locks each call)."""
-    series = _accepted_by_kind.get(kind)
-    if series is None:
-        series = _accepted_by_kind[kind] = ACCEPTED.labels(*labels(kind))
-    return series
+def series(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once per process: `labels()` checks and locks on
+    every call, and the same few label combinations come back on every request."""
+    key = (metric, values)
+    found = _series.get(key)
+    if found is None:
+        found = _series[key] = metric.labels(*values)
+    return found
 
 
 def accepted(event: ev.Event, route: str) -> None:
     """Count and log one event the web stored (ids only: never its text)."""
     kind, _ = ev.split_stream(event.stream)
-    _accepted(kind).inc()
+    series(ACCEPTED, *labels(kind)).inc()
     web_log.info(
         "accepted",
         extra={"stream": event.stream, "event_id": event.id, "kind": event.kind, "route": route},
@@ -113,7 +115,7 @@ def accepted(event: ev.Event, route: str) -> None:
 
 def rang(conversation_id: str, route: str) -> None:
     """Count and log one doorbell ring from a helpdesk webhook."""
-    _accepted(ev.INBOUND).inc()
+    series(ACCEPTED, *labels(ev.INBOUND)).inc()
     web_log.info(
         "accepted",
         extra={

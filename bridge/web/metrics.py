@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, cast
+from typing import cast
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from prometheus_client import (
@@ -17,7 +17,7 @@ from prometheus_client import (
 )
 
 from bridge import contract
-from bridge.metrics import REQUEST_SECONDS, REQUESTS, RedisCollector
+from bridge.metrics import REQUEST_SECONDS, REQUESTS, RedisCollector, series
 from bridge.storage import Store
 
 blueprint = Blueprint("metrics", __name__)
@@ -46,21 +46,6 @@ def route_label(req: Request) -> str:
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STARTED = "hitl.started"  # WSGI environ key: when the request reached the app
 
-# Each request's counter and histogram, by (route, method, status): `labels()` checks and
-# locks on every call, and the same few combinations come back all the time.
-_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-
-def _series_of(route: str, method: str, status: int) -> tuple[Any, Any]:
-    key = (route, method, status)
-    found = _series.get(key)
-    if found is None:
-        found = _series[key] = (
-            REQUESTS.labels(route, method, str(status)),
-            REQUEST_SECONDS.labels(route),
-        )
-    return found
-
 
 def init_app(app: Flask, store: Store) -> None:
     """Serve /metrics and count every request `app` answers."""
@@ -76,11 +61,11 @@ def init_app(app: Flask, store: Store) -> None:
         try:
             req = cast(Request, request._get_current_object())  # type: ignore[attr-defined]
             method = req.method if req.method in METHODS else "other"
-            requests, seconds = _series_of(route_label(req), method, resp.status_code)
-            requests.inc()
+            route = route_label(req)
+            series(REQUESTS, route, method, str(resp.status_code)).inc()
             started = req.environ.get(_STARTED)
             if started is not None:
-                seconds.observe(time.perf_counter() - started)
+                series(REQUEST_SECONDS, route).observe(time.perf_counter() - started)
         except Exception:  # counting must never break an answer
             log.exception("could not count a request")
         return resp
