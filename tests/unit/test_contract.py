@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from bridge import contract
@@ -84,3 +86,71 @@ def test_conversation_payload_is_optional_and_history_accepted() -> None:
 def test_body_must_be_an_object() -> None:
     with pytest.raises(ValidationError):
         contract.load("ping", ["ping"])
+
+
+# --- botSendsMessage's fast path (contract._usual_message) answers as the schema does ------
+
+_SCHEMA = contract.BotSendsMessageSchema("botSendsMessage")
+
+_json: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+# Around the schema's edges: empty, 512 and 513 characters, and not a string at all.
+_ids = st.text(max_size=3) | st.sampled_from(["x" * 512, "x" * 513, "é" * 512]) | _json
+_message_keys = st.sampled_from(
+    [
+        *("text", "markdown", "imageUrl", "fileUrl", "latitude", "longitude", "items"),
+        *("options", "title", "actions", "userId", "type"),
+    ]
+)
+_payloads = st.dictionaries(_message_keys, st.text(max_size=3) | _json, max_size=3) | _json
+_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["botSendsMessage", "ping"]) | _json,
+        "remoteConversationId": _ids,
+        "remoteUserId": _ids,
+        "payload": _payloads,
+        "future": _json,
+    },
+)
+
+
+def _outcome(load: Any, body: Any) -> tuple[str, Any]:
+    try:
+        return "loaded", load(body)
+    except ValidationError as exc:
+        return "refused", exc.messages
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_bodies)
+def test_message_fast_path_loads_what_the_schema_loads(body: dict[str, Any]) -> None:
+    assert _outcome(lambda b: contract.load("botSendsMessage", b), body) == _outcome(
+        _SCHEMA.load, body
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"text": "hi"},
+        {"imageUrl": "https://x/y.png", "title": "y"},
+        {"latitude": 45.5, "longitude": -73.6},
+        {"items": [{"type": "text", "payload": {"text": "a"}}]},
+        {"text": "Pick", "options": [{"label": "A", "value": "a"}]},
+    ],
+)
+def test_well_formed_messages_take_the_fast_path(payload: dict[str, Any]) -> None:
+    body = {
+        "type": "botSendsMessage",
+        "remoteConversationId": "c_1",
+        "remoteUserId": "BOT",
+        "payload": payload,
+        "future": [1],
+    }
+    loaded = contract._usual_message(body)
+    assert loaded is not None and loaded == _SCHEMA.load(body)
+    assert loaded["payload"] is not payload  # a copy, as the schema's Dict field makes
