@@ -6,14 +6,18 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
+import socket
+import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
-from bridge.redis_client import Script, ThreadPool, connect
+from bridge.redis_client import KernelTimeoutConnection, Script, ThreadPool, connect
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -165,5 +169,50 @@ def test_after_a_redis_restart_the_next_call_reconnects() -> None:
             echo(keys=["k"], args=["probe"])
         assert echo(keys=["k"], args=["after"]) == ["k", "after"]  # script cache empty too
         assert r.ping()
+    finally:
+        server.cleanup()
+
+
+def _timeval(sock: socket.socket, option: int) -> tuple[int, int]:
+    sec, usec = struct.unpack("ll", sock.getsockopt(socket.SOL_SOCKET, option, 16))
+    return sec, usec
+
+
+def test_the_kernel_keeps_the_socket_timeout(redis_url: str) -> None:
+    r = connect(redis_url)
+    r.ping()
+    conn = pool_of(r).get_connection()
+    try:
+        assert isinstance(conn, KernelTimeoutConnection)
+        sock = conn._sock
+        assert sock is not None
+        assert sock.gettimeout() is None  # blocking: one system call per send or read
+        assert _timeval(sock, socket.SO_RCVTIMEO) == (5, 0)
+        assert _timeval(sock, socket.SO_SNDTIMEO) == (5, 0)
+    finally:
+        pool_of(r).release(conn)
+
+
+def test_a_stalled_redis_times_out_writes_and_reads_then_is_used_again() -> None:
+    server = RedisServer().start()
+    assert server.proc is not None
+    pool = ThreadPool.from_url(
+        server.url, connection_class=KernelTimeoutConnection, socket_timeout=0.5
+    )
+    r = redis.Redis(connection_pool=pool)
+    try:
+        assert r.ping()
+        os.kill(server.proc.pid, signal.SIGSTOP)  # alive, connected, and reading nothing
+        try:
+            started = time.monotonic()
+            with pytest.raises(redis.TimeoutError, match="writing"):
+                r.set("big", b"x" * (32 << 20))  # more than the socket buffers hold
+            with pytest.raises(redis.TimeoutError, match="reading"):
+                r.ping()  # on a new connection: the one that timed out was dropped
+            assert time.monotonic() - started < 5
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        assert r.ping()
+        assert r.get("big") is None  # the cut-off write never became a command
     finally:
         server.cleanup()
