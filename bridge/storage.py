@@ -39,7 +39,6 @@ can never leave half an operation behind.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
-from bridge import stats
+from bridge import ids, stats
 from bridge.events import Event, split_stream
 from bridge.redis_client import Script, connect
 
@@ -482,7 +481,7 @@ class Store:
 
     def _wake_args(self) -> list[Any]:
         """now, pump ttl, max pumps, a fresh pump id: the arguments of _WAKE's reserve_pump."""
-        return [repr(time.time()), PUMP_TTL, self.pumps, secrets.token_hex(6)]
+        return [repr(time.time()), PUMP_TTL, self.pumps, ids.unique_hex(48)]
 
     # -- health -------------------------------------------------------------------------
     def ping(self) -> bool:
@@ -618,7 +617,7 @@ class Store:
 
     # -- draining -----------------------------------------------------------------------
     def acquire_lease(self, stream: str, seconds: float) -> str | None:
-        token = secrets.token_hex(8)
+        token = ids.unique_hex(64)
         ok = self.redis.set(self.key("lease", stream), token, nx=True, px=int(seconds * 1000))
         return token if ok else None
 

@@ -12,12 +12,12 @@ conversations costs one task per pump, not one task per event.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Sequence
 
 from bridge import events as ev
+from bridge import ids
 from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.storage import BUSY, EMPTY, LOST
 from workers.context import Context
@@ -72,7 +72,7 @@ def pump(ctx: Context, pump_id: str) -> int:
 def drain(ctx: Context, stream: str) -> int:
     """Deliver what is due on `stream`; returns how many events were delivered."""
     store = ctx.store
-    token = secrets.token_hex(8)
+    token = ids.unique_hex(64)
     try:
         result = _drain_leased(ctx, stream, token)
     except BaseException:
