@@ -19,7 +19,8 @@ ROUTES = (
     "closeRemoteTicket",
 )
 
-_short = validate.Length(min=1, max=512)
+_SHORT_MAX = 512  # ids and other short strings
+_short = validate.Length(min=1, max=_SHORT_MAX)
 
 
 class _Open(Schema):
@@ -128,7 +129,8 @@ def load(route: str, body: Any) -> dict[str, Any]:
 
 
 def _short_text(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= 512
+    """What `fields.String(validate=_short)` accepts."""
+    return type(value) is str and 0 < len(value) <= _SHORT_MAX
 
 
 def _usual_message(body: dict[str, Any]) -> dict[str, Any] | None:
