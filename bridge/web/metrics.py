@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import cast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Request, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -20,6 +21,9 @@ from bridge import contract
 from bridge.metrics import REQUEST_SECONDS, REQUESTS, RedisCollector, series
 from bridge.storage import Store
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 blueprint = Blueprint("metrics", __name__)
 log = logging.getLogger("hitl.metrics")
 
@@ -30,45 +34,60 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def route_label(req: Request) -> str:
-    """The route template, never the concrete path (which may hold the bridge's secret)."""
-    rule = req.url_rule
-    if rule is None:
-        return "unmatched"
-    route = (req.view_args or {}).get("route")
-    if req.endpoint == "botpress.ingress" and route in contract.ROUTES:
-        return rule.rule.replace("<route>", str(route))
-    return rule.rule
-
-
 #: Methods counted by name; any other (clients may send any token) counts as "other", so a
 #: client cannot grow the number of series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_STARTED = "hitl.started"  # WSGI environ key: when the request reached the app
+
+
+class RequestMetrics:
+    """WSGI middleware: counts every answer the app starts, by route template, method and
+    status, and times it from the request's arrival.
+
+    Wrapped around `app.wsgi_app` rather than hooked on before/after_request: Flask's hooks
+    cost more than the counting itself (a coroutine check per hook, lookups through the
+    request proxy), on every request.
+    """
+
+    def __init__(self, wsgi_app: WSGIApplication) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+
+        def counted_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            try:
+                self._count(environ, status[:3], time.perf_counter() - started)
+            except Exception:  # counting must never break an answer
+                log.exception("could not count a request")
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, counted_start_response)
+
+    def _count(self, environ: WSGIEnvironment, status: str, seconds: float) -> None:
+        # The app starts its answer inside the request context, so the request (with its
+        # matched rule) is still in the environ; Flask clears it when the context ends.
+        route = self.route_label(environ.get("werkzeug.request"))
+        method = environ.get("REQUEST_METHOD", "")
+        series(REQUESTS, route, method if method in METHODS else "other", status).inc()
+        series(REQUEST_SECONDS, route).observe(seconds)
+
+    @staticmethod
+    def route_label(req: Request | None) -> str:
+        """The route template, never the concrete path (which may hold the bridge's secret)."""
+        if req is None or req.url_rule is None:
+            return "unmatched"
+        rule = req.url_rule
+        route = (req.view_args or {}).get("route")
+        if rule.endpoint == "botpress.ingress" and route in contract.ROUTES:
+            return rule.rule.replace("<route>", str(route))
+        return rule.rule
 
 
 def init_app(app: Flask, store: Store) -> None:
     """Serve /metrics and count every request `app` answers."""
     app.register_blueprint(blueprint)
     app.extensions[_COLLECTOR] = RedisCollector(store)
-
-    @app.before_request
-    def _start() -> None:
-        request.environ[_STARTED] = time.perf_counter()
-
-    @app.after_request
-    def _count(resp: Response) -> Response:
-        try:
-            req = cast(Request, request._get_current_object())  # type: ignore[attr-defined]
-            method = req.method if req.method in METHODS else "other"
-            route = route_label(req)
-            series(REQUESTS, route, method, str(resp.status_code)).inc()
-            started = req.environ.get(_STARTED)
-            if started is not None:
-                series(REQUEST_SECONDS, route).observe(time.perf_counter() - started)
-        except Exception:  # counting must never break an answer
-            log.exception("could not count a request")
-        return resp
+    app.wsgi_app = RequestMetrics(app.wsgi_app)  # type: ignore[method-assign]
 
 
 @blueprint.get("/metrics")

@@ -9,12 +9,13 @@ import fakeredis
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge import contract, stats
 from bridge import events as ev
-from bridge import stats
 from bridge.app import create_app
 from bridge.errors import PermanentError, TransientError
 from bridge.runtime import Runtime
 from bridge.storage import Store
+from bridge.web import metrics as web_metrics
 from tests.conftest import BridgeClient
 from tests.support.scripted import ScriptedHelpdesk, helpdesk, open_conversation, say
 from workers.context import Context
@@ -80,6 +81,44 @@ def test_unknown_methods_share_one_series(client: FlaskClient) -> None:
         - value(before, "hitl_http_requests_total", **labels)
         == 3
     )
+
+
+def test_request_time_counts_from_arrival_to_the_answer(
+    bp: BridgeClient, client: FlaskClient, monkeypatch: Any
+) -> None:
+    route = "/botpress/<secret>/botSendsMessage"
+    before = scrape(client)
+    real_load = contract.load
+
+    def slow_load(*args: Any) -> Any:
+        time.sleep(0.03)
+        return real_load(*args)
+
+    monkeypatch.setattr(contract, "load", slow_load)
+    uid, cid = bp.user(), bp.conversation()
+    bp.say(cid, uid, {"text": "hello"})
+    after = scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        labels["route"] = route
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("hitl_http_request_duration_seconds_count") == 1
+    assert delta("hitl_http_request_duration_seconds_bucket", le="0.025") == 0
+    assert delta("hitl_http_request_duration_seconds_bucket", le="0.1") == 1
+    assert 0.03 <= delta("hitl_http_request_duration_seconds_sum") < 0.1
+
+
+def test_a_counter_that_fails_never_breaks_the_answer(
+    bp: BridgeClient, monkeypatch: Any, caplog: Any
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("metrics file gone")
+
+    monkeypatch.setattr(web_metrics, "series", broken)
+    uid = bp.user()
+    assert uid
+    assert "could not count a request" in caplog.text
 
 
 def test_queue_gauges_show_what_waits_and_for_how_long(
