@@ -51,6 +51,10 @@ def split_stream(name: str) -> tuple[str, str]:
     return kind, owner
 
 
+# Built once: json.dumps with any option builds a new encoder on every call.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 @dataclass(frozen=True)
 class Event:
     """One unit of work on a stream. `data` is JSON-serialisable."""
@@ -62,15 +66,14 @@ class Event:
     at: float = field(default_factory=time.time)
 
     def to_json(self) -> str:
-        return json.dumps(
+        return _compact(
             {
                 "id": self.id,
                 "kind": self.kind,
                 "stream": self.stream,
                 "at": self.at,
                 "data": self.data,
-            },
-            separators=(",", ":"),
+            }
         )
 
     @classmethod

@@ -107,10 +107,16 @@ def accepted(event: ev.Event, route: str) -> None:
     """Count and log one event the web stored (ids only: never its text)."""
     kind, _ = ev.split_stream(event.stream)
     series(ACCEPTED, *labels(kind)).inc()
-    web_log.info(
-        "accepted",
-        extra={"stream": event.stream, "event_id": event.id, "kind": event.kind, "route": route},
-    )
+    if web_log.isEnabledFor(logging.INFO):  # the fields cost more than the check
+        web_log.info(
+            "accepted",
+            extra={
+                "stream": event.stream,
+                "event_id": event.id,
+                "kind": event.kind,
+                "route": route,
+            },
+        )
 
 
 def rang(conversation_id: str, route: str) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from hiredis import pack_command
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError
 
@@ -177,12 +178,17 @@ class Script:
         pool = self._pool
         conn: Any = pool.get_connection()
         try:
-            conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+            # Packed by hiredis, as redis-py's own packer does, minus its argument checks.
+            conn.send_packed_command(
+                [pack_command(("EVALSHA", self._script.sha, len(keys), *keys, *args))]
+            )
             try:
                 return conn.read_response()
             except NoScriptError:
                 # Redis lost its script cache (a restart); EVAL runs the script and caches it.
-                conn.send_command("EVAL", self._script.script, len(keys), *keys, *args)
+                conn.send_packed_command(
+                    [pack_command(("EVAL", self._script.script, len(keys), *keys, *args))]
+                )
                 return conn.read_response()
         finally:
             # A connection a socket error left half-used was disconnected by redis-py
