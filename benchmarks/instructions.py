@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SIDES = ("trivial", "stored", "bridge")
-SECRET = "bench-secret-0123456789"
 FEW, MANY = 200, 1200
 DOCUMENT = json.dumps(
     {
@@ -86,7 +85,7 @@ def requests_for(side: str) -> tuple[WSGIApp, list[tuple[str, bytes]]]:
     flask_app = create_app()
     flask_app.extensions[EXTENSION].store.announce_pumps(0)
     app = flask_app.wsgi_app
-    base = f"/botpress/{SECRET}/"
+    base = f"/botpress/{os.environ['BRIDGE_SECRET']}/"
     bodies = []
     for i in range(200):
         user = {"type": "createRemoteUser", "payload": {"name": f"u{i}"}}
@@ -149,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
 
+    from benchmarks.run import ADMIN, SECRET
     from tests.support.redis_server import RedisServer
 
     server = RedisServer(persistent=True).start()
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             **os.environ,
             "REDIS_URL": server.url,
             "BRIDGE_SECRET": SECRET,
-            "ADMIN_TOKEN": "bench-admin-0123456789",
+            "ADMIN_TOKEN": ADMIN,
             "BOTPRESS_WEBHOOK_URL": "http://127.0.0.1:9/hook",
             "HELPDESK": "inbox",
             "LOG_LEVEL": "WARNING",
