@@ -39,6 +39,13 @@ def on_starting(server: Any) -> None:
         os.remove(stale)
 
 
+def worker_exit(server: Any, worker: Any) -> None:
+    """Write what this worker counted since its last metrics flush (bridge.metrics.Tally)."""
+    from bridge.metrics import TALLY
+
+    TALLY.flush()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """A worker is gone: its live gauges must stop counting (its counters stay summed)."""
     from prometheus_client import multiprocess

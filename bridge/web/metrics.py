@@ -18,7 +18,7 @@ from prometheus_client import (
 )
 
 from bridge import contract
-from bridge.metrics import REQUEST_SECONDS, REQUESTS, RedisCollector, series
+from bridge.metrics import REQUEST_SECONDS, REQUESTS, TALLY, RedisCollector
 from bridge.storage import Store
 
 if TYPE_CHECKING:
@@ -68,8 +68,8 @@ class RequestMetrics:
         # matched rule) is still in the environ; Flask clears it when the context ends.
         route = self.route_label(environ.get("werkzeug.request"))
         method = environ.get("REQUEST_METHOD", "")
-        series(REQUESTS, route, method if method in METHODS else "other", status).inc()
-        series(REQUEST_SECONDS, route).observe(seconds)
+        TALLY.inc(REQUESTS, route, method if method in METHODS else "other", status)
+        TALLY.observe(REQUEST_SECONDS, seconds, route)
 
     @staticmethod
     def route_label(req: Request | None) -> str:
@@ -93,6 +93,10 @@ def init_app(app: Flask, store: Store) -> None:
 @blueprint.get("/metrics")
 def metrics() -> Response:
     collector = current_app.extensions[_COLLECTOR]
+    try:
+        TALLY.flush()  # this process's latest counts; the others' are at most a second old
+    except Exception:
+        log.exception("metrics: could not flush the process counters")
     registry = CollectorRegistry(auto_describe=False)
     try:
         if multiprocess_dir():

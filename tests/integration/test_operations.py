@@ -140,7 +140,10 @@ def test_two_gunicorn_workers_report_one_total(web: tuple[str, Path]) -> None:
             assert statuses == [200] * 50
             n += 50
     assert len(pids()) >= 2, "both gunicorn workers answered"
-    for _ in range(6):  # whichever worker answers the scrape, it sees the other's counts
+    # Each worker writes its counts once a second (bridge.metrics.Tally); after that,
+    # whichever worker answers the scrape sees the other's counts.
+    time.sleep(1.5)
+    for _ in range(6):
         status, text = get(f"{url}/metrics")
         assert status == 200
         m = parse(text)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import fakeredis
 from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge import contract, stats
 from bridge import events as ev
+from bridge import metrics as metrics_module
 from bridge.app import create_app
 from bridge.errors import PermanentError, TransientError
+from bridge.metrics import Tally
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from bridge.web import metrics as web_metrics
@@ -115,10 +119,95 @@ def test_a_counter_that_fails_never_breaks_the_answer(
     def broken(*args: Any) -> Any:
         raise RuntimeError("metrics file gone")
 
-    monkeypatch.setattr(web_metrics, "series", broken)
+    monkeypatch.setattr(web_metrics.TALLY, "observe", broken)
     uid = bp.user()
     assert uid
     assert "could not count a request" in caplog.text
+
+
+def test_metric_files_that_fail_break_neither_an_answer_nor_a_scrape(
+    bp: BridgeClient, client: FlaskClient, monkeypatch: Any, caplog: Any
+) -> None:
+    """The files are written by the flush, off the request's path: an event stored is
+    answered 200 whatever they do, and a scrape still answers with what Redis says."""
+
+    def broken(*args: Any) -> Any:
+        raise OSError("metrics file gone")
+
+    monkeypatch.setattr(metrics_module, "series", broken)
+    uid, cid = bp.user(), bp.conversation()
+    bp.say(cid, uid, {"text": "hello"})
+    m = scrape(client)
+    assert value(m, "hitl_redis_up") == 1
+    assert "could not flush the process counters" in caplog.text
+
+
+def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in registry.collect()
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_a_tally_flushes_to_what_counting_each_one_gives() -> None:
+    """The tally writes to the histogram's buckets and sum itself (prometheus-client has no
+    bulk observe): its exposition must be what observe() and inc() one by one give."""
+
+    def family(registry: CollectorRegistry) -> tuple[Counter, Histogram]:
+        counter = Counter("c", "c", ["route"], registry=registry)
+        hist = Histogram("h", "h", ["route"], buckets=(0.01, 0.1, 1.0), registry=registry)
+        return counter, hist
+
+    direct, tallied = CollectorRegistry(), CollectorRegistry()
+    (c1, h1), (c2, h2) = family(direct), family(tallied)
+    tally = Tally(interval=3600)
+    values = [0.0, 0.005, 0.01, 0.010001, 0.1, 0.5, 1.0, 7.5, 1e9, 0.02]
+    for i, v in enumerate(values):
+        route = "/a" if i % 3 else "/b"
+        c1.labels(route).inc()
+        h1.labels(route).observe(v)
+        tally.inc(c2, route)
+        tally.observe(h2, v, route)
+    assert samples(tallied) == {}  # nothing written before the flush
+    tally.flush()
+    assert samples(tallied) == samples(direct)
+    tally.flush()  # nothing new: nothing added twice
+    assert samples(tallied) == samples(direct)
+
+
+def test_a_tally_flushes_by_itself_without_a_scrape() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("c", "c", registry=registry)
+    tally = Tally(interval=0.05)
+    for _ in range(3):
+        tally.inc(counter)
+    deadline = time.monotonic() + 5
+    while registry.get_sample_value("c_total") != 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert registry.get_sample_value("c_total") == 3
+
+
+def test_a_forked_child_starts_its_tally_afresh() -> None:
+    """What the parent counted is the parent's to flush; the child must not add it again."""
+    registry = CollectorRegistry()
+    counter = Counter("c", "c", registry=registry)
+    tally = Tally(interval=3600)
+    tally.inc(counter)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: flush, report what it sees, leave at once
+        tally.flush()
+        tally.inc(counter)
+        tally.flush()
+        os.write(write, str(registry.get_sample_value("c_total")).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 100) == b"1.0"
+    tally.flush()
+    assert registry.get_sample_value("c_total") == 1
 
 
 def test_queue_gauges_show_what_waits_and_for_how_long(
