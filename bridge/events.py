@@ -12,12 +12,11 @@ name says where its events go and which conversation (or user) orders them:
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bridge import ids
+from bridge import ids, json_codec
 
 # Botpress -> helpdesk
 USER_UPSERT: Final = "user.upsert"
@@ -51,10 +50,6 @@ def split_stream(name: str) -> tuple[str, str]:
     return kind, owner
 
 
-# Built once: json.dumps with any option builds a new encoder on every call.
-_compact = json.JSONEncoder(separators=(",", ":")).encode
-
-
 @dataclass(frozen=True)
 class Event:
     """One unit of work on a stream. `data` is JSON-serialisable."""
@@ -66,7 +61,7 @@ class Event:
     at: float = field(default_factory=time.time)
 
     def to_json(self) -> str:
-        return _compact(
+        return json_codec.dumps(
             {
                 "id": self.id,
                 "kind": self.kind,
@@ -78,5 +73,5 @@ class Event:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Event:
-        d = json.loads(raw)
+        d = json_codec.loads(raw)
         return cls(kind=d["kind"], stream=d["stream"], data=d["data"], id=d["id"], at=d["at"])

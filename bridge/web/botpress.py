@@ -7,15 +7,13 @@ no authentication header: `https://bridge.example.com/botpress/<BRIDGE_SECRET>`.
 from __future__ import annotations
 
 import hmac
-import json
-import math
 import time
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 from marshmallow import ValidationError
 
-from bridge import contract, ids, metrics
+from bridge import contract, ids, json_codec, metrics
 from bridge import events as ev
 from bridge.runtime import Runtime
 from bridge.storage import Conversation, NotFound, User
@@ -37,7 +35,7 @@ def ingress(secret: str, route: str) -> Any:
         abort(404)
     raw = request.get_data(cache=False)
     try:
-        body = parse_json(raw)
+        body = json_codec.loads_strict(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return error(400, "malformed JSON", "the request body must be a JSON object")
     try:
@@ -48,32 +46,6 @@ def ingress(secret: str, route: str) -> Any:
         return HANDLERS[route](rt, data)
     except NotFound as exc:
         return error(404, f"unknown {exc.what}", {exc.what: data.get(exc.what)})
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number out of range: {text[:40]}")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# Built once: json.loads with hooks builds a new decoder on every call.
-_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
-
-
-def parse_json(raw: bytes) -> Any:
-    """Strict JSON (RFC 8259): no NaN or Infinity, no number that overflows to one, and no
-    lone surrogate escape; each would be accepted here and choke a worker later.
-    Raises ValueError (or RecursionError for absurd nesting)."""
-    # What json.loads does with bytes: UTF-8, -16 or -32, told apart by their first bytes.
-    body = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
-    if b"\\ud" in raw or b"\\uD" in raw:
-        json.dumps(body, ensure_ascii=False).encode()  # UnicodeEncodeError is a ValueError
-    return body
 
 
 _OK = b'{"ok":true}\n'

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bridge.web.botpress import parse_json
+from bridge.json_codec import loads_strict as parse_json
 from tests.conftest import BridgeClient
 from tests.unit.conftest import json_of
 
