@@ -140,9 +140,13 @@ def test_two_gunicorn_workers_report_one_total(web: tuple[str, Path]) -> None:
             assert statuses == [200] * 50
             n += 50
     assert len(pids()) >= 2, "both gunicorn workers answered"
-    # Each worker writes its counts once a second (bridge.metrics.Tally); after that,
-    # whichever worker answers the scrape sees the other's counts.
-    time.sleep(1.5)
+
+    # Each worker writes its counts once a second (bridge.metrics.Tally): the total shows
+    # once both have written theirs, and from then on whichever worker answers sees it.
+    def total() -> float:
+        return sample(parse(get(f"{url}/metrics")[1]), "hitl_http_requests_total", **healthz)
+
+    wait_until(lambda: total() == n, timeout=10, what=f"{n} requests counted")
     for _ in range(6):
         status, text = get(f"{url}/metrics")
         assert status == 200
