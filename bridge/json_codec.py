@@ -1,8 +1,9 @@
 """JSON in and out of the bridge: what the standard library's `json` gives, faster.
 
-orjson reads and writes a document in a tenth of the instructions `json` takes, which on
-the ingress is a tenth of a request's CPU. It is used only where its answer is the one
-`json` gives; for the rest `json` answers, so the results never depend on which one ran:
+On a `botSendsMessage`, reading the body takes 11,500 instructions this way against 28,700
+with `json`, and writing its event 4,700 against 42,000: a tenth of the request. orjson is
+used only where its answer is the one `json` gives; for the rest `json` answers, so the
+results never depend on which one ran:
 
 - integers past 64 bits: orjson reads them as floats (losing digits) and cannot write
   them, so a document with 19 digits in a row is read by `json`, and one orjson cannot
@@ -48,15 +49,23 @@ def dumps(obj: Any) -> str:
         return _compact(obj)
 
 
+_UNREAD = object()
+
+
+def _orjson_loads(data: bytes) -> Any:
+    """orjson's reading of `data`, or _UNREAD where `json` must decide (and name the problem)."""
+    if _LONG_RUN in data.translate(_DIGITS_AS_ZERO):
+        return _UNREAD
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _UNREAD
+
+
 def loads(raw: str | bytes) -> Any:
     """What `json.loads(raw)` returns (and raises)."""
-    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
-    if _LONG_RUN not in data.translate(_DIGITS_AS_ZERO):
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass  # json decides, and names the problem
-    return json.loads(raw)
+    body = _orjson_loads(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass"))
+    return json.loads(raw) if body is _UNREAD else body
 
 
 def _finite(text: str) -> float:
@@ -80,12 +89,8 @@ def loads_strict(raw: bytes) -> Any:
     worker later. Raises ValueError (or RecursionError for absurd nesting).
     """
     # orjson refuses all three itself; past 64 bits and in any doubt, json decides.
-    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return _loads_strict_json(raw)
+    body = _orjson_loads(raw)
+    return _loads_strict_json(raw) if body is _UNREAD else body
 
 
 def _loads_strict_json(raw: bytes) -> Any:

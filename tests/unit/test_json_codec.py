@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bridge import json_codec
@@ -102,6 +102,11 @@ def test_written_then_read_as_json_would(doc: Any) -> None:
 
 @settings(max_examples=500, deadline=None)
 @given(numbers)
+# The edges of 64 bits: orjson reads the two outside as floats.
+@example("-9223372036854775808")
+@example("-9223372036854775809")
+@example("18446744073709551615")
+@example("18446744073709551616")
 def test_numbers_are_read_digit_for_digit_as_json_reads_them(number: str) -> None:
     for text in (number, f'{{"n":[{number}]}}'):
         agree(json_codec.loads, json.loads, text)
