@@ -11,6 +11,7 @@ from bridge.runtime import Runtime
 from bridge.storage import Store
 from bridge.web import EXTENSION, admin, botpress, docs, errors, health, webhooks
 from bridge.web import metrics as web_metrics
+from bridge.web.lane import MessageLane
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -37,7 +38,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(botpress.blueprint)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(admin.blueprint)
-    web_metrics.init_app(app, runtime.store)
+    app.wsgi_app = MessageLane(app.wsgi_app, runtime)  # type: ignore[method-assign]
+    web_metrics.init_app(app, runtime.store)  # outside the lane: it counts the lane's answers
     app.register_blueprint(docs.blueprint)
     extra = runtime.helpdesk.blueprint()
     if extra is not None:

@@ -121,7 +121,7 @@ def load(route: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["the body must be a JSON object"]})
     if route == "botSendsMessage":
-        found = _usual_message(body)
+        found = usual_message(body)
         if found is not None:
             return found
     result: dict[str, Any] = _INSTANCES[route].load(body)
@@ -133,7 +133,7 @@ def _short_text(value: Any) -> bool:
     return type(value) is str and 0 < len(value) <= _SHORT_MAX
 
 
-def _usual_message(body: dict[str, Any]) -> dict[str, Any] | None:
+def usual_message(body: dict[str, Any]) -> dict[str, Any] | None:
     """What BotSendsMessageSchema loads from `body`, when `body` is a well-formed message;
     None when in any doubt, for the schema to decide and name the problem.
 

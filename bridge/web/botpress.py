@@ -48,12 +48,13 @@ def ingress(secret: str, route: str) -> Any:
         return error(404, f"unknown {exc.what}", {exc.what: data.get(exc.what)})
 
 
-_OK = b'{"ok":true}\n'
+#: The body of `{"ok": true}` answers, serialised once.
+OK_BODY = b'{"ok":true}\n'
 
 
 def ok() -> Response:
     """`{"ok": true}`, the answer of the routes that return nothing else (serialised once)."""
-    return Response(_OK, mimetype="application/json")
+    return Response(OK_BODY, mimetype="application/json")
 
 
 def ping(rt: Runtime, data: dict[str, Any]) -> Response:
@@ -112,6 +113,14 @@ def create_remote_conversation(rt: Runtime, data: dict[str, Any]) -> Any:
 
 
 def bot_sends_message(rt: Runtime, data: dict[str, Any]) -> Response:
+    accept_message(rt, data)
+    return ok()
+
+
+def accept_message(rt: Runtime, data: dict[str, Any]) -> None:
+    """Store a validated botSendsMessage body as a message event (bridge.web.lane calls
+    this too); raises NotFound, with nothing stored, when its conversation or author is
+    unknown."""
     cid, uid, payload = data["remoteConversationId"], data["remoteUserId"], data["payload"]
     event = ev.Event(
         ev.MESSAGE,
@@ -127,7 +136,6 @@ def bot_sends_message(rt: Runtime, data: dict[str, Any]) -> Response:
         require.append(("remoteUserId", rt.store.user_key(uid)))
     rt.append(event, require=require)
     metrics.accepted(event, "botSendsMessage")
-    return ok()
 
 
 def close_remote_ticket(rt: Runtime, data: dict[str, Any]) -> Response:

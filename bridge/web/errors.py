@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("hitl.web")
@@ -21,8 +22,44 @@ STORAGE_DOWN = (
 )
 
 
+class Answer(NamedTuple):
+    """An error answer, for Flask (`response`) or a bare WSGI caller (bridge.web.lane)."""
+
+    status: int
+    message: str
+    details: Any
+    headers: dict[str, str]
+
+    def body(self) -> bytes:
+        return error_body(self.message, self.details)
+
+    def response(self) -> tuple[Response, int]:
+        resp, status = error(self.status, self.message, self.details)
+        resp.headers.update(self.headers)
+        return resp, status
+
+
+def error_body(message: str, details: Any = None) -> bytes:
+    """The JSON body of an error answer (compact, as Flask's jsonify writes it)."""
+    text = json.dumps({"error": message, "details": details}, separators=(",", ":"))
+    return f"{text}\n".encode()
+
+
 def error(status: int, message: str, details: Any = None) -> tuple[Response, int]:
-    return jsonify({"error": message, "details": details}), status
+    return Response(error_body(message, details), status, mimetype="application/json"), status
+
+
+def storage_down(exc: Exception) -> Answer:
+    """The answer when Redis cannot take a request's write (or read) right now."""
+    log.error("storage unavailable: %s", type(exc).__name__)
+    details = "Redis cannot be reached; nothing was accepted"
+    return Answer(503, "storage unavailable", details, {"Retry-After": "5"})
+
+
+def unexpected(exc: Exception) -> Answer:
+    """The answer to a bug: logged with its traceback, named by its type only."""
+    log.exception("unhandled error")
+    return Answer(500, "internal error", type(exc).__name__, {})
 
 
 def register(app: Flask) -> None:
@@ -32,18 +69,6 @@ def register(app: Flask) -> None:
         message = {413: f"request body is larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes"}
         return error(status, (exc.name or "error").lower(), message.get(status, exc.description))
 
-    def storage_down(exc: Exception) -> tuple[Response, int]:
-        log.error("storage unavailable: %s", type(exc).__name__)
-        resp, status = error(
-            503, "storage unavailable", "Redis cannot be reached; nothing was accepted"
-        )
-        resp.headers["Retry-After"] = "5"
-        return resp, status
-
     for exc_type in STORAGE_DOWN:
-        app.register_error_handler(exc_type, storage_down)
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("unhandled error")
-        return error(500, "internal error", type(exc).__name__)
+        app.register_error_handler(exc_type, lambda exc: storage_down(exc).response())
+    app.register_error_handler(Exception, lambda exc: unexpected(exc).response())

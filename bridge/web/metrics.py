@@ -20,6 +20,7 @@ from prometheus_client import (
 from bridge import contract
 from bridge.metrics import REQUEST_SECONDS, REQUESTS, TALLY, RedisCollector
 from bridge.storage import Store
+from bridge.web.lane import ROUTE_LABEL_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -66,7 +67,8 @@ class RequestMetrics:
     def _count(self, environ: WSGIEnvironment, status: str, seconds: float) -> None:
         # The app starts its answer inside the request context, so the request (with its
         # matched rule) is still in the environ; Flask clears it when the context ends.
-        route = self.route_label(environ.get("werkzeug.request"))
+        # The express lane (bridge/web/lane.py) has no request: it leaves the label.
+        route = environ.get(ROUTE_LABEL_KEY) or self.route_label(environ.get("werkzeug.request"))
         method = environ.get("REQUEST_METHOD", "")
         TALLY.inc(REQUESTS, route, method if method in METHODS else "other", status)
         TALLY.observe(REQUEST_SECONDS, seconds, route)

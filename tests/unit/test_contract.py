@@ -88,7 +88,7 @@ def test_body_must_be_an_object() -> None:
         contract.load("ping", ["ping"])
 
 
-# --- botSendsMessage's fast path (contract._usual_message) answers as the schema does ------
+# --- botSendsMessage's fast path (contract.usual_message) answers as the schema does ------
 
 _SCHEMA = contract.BotSendsMessageSchema("botSendsMessage")
 
@@ -151,6 +151,6 @@ def test_well_formed_messages_take_the_fast_path(payload: dict[str, Any]) -> Non
         "payload": payload,
         "future": [1],
     }
-    loaded = contract._usual_message(body)
+    loaded = contract.usual_message(body)
     assert loaded is not None and loaded == _SCHEMA.load(body)
     assert loaded["payload"] is not payload  # a copy, as the schema's Dict field makes
