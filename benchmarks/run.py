@@ -236,7 +236,7 @@ def bench_ingress(env: Env, seconds: float, connections: int) -> None:
             ">= 0.70x",
             bt >= 0.7,
         )
-        row("ingress", "ratio trivial + one round trip / trivial (a floor)", f"{st:.2f}x")
+        row("ingress", "ratio trivial + one round trip / trivial (Flask floor)", f"{st:.2f}x")
         row("ingress", "ratio bridge / trivial + one round trip", f"{bs:.2f}x")
         spread = sorted(x / y for x, y in zip(rates["bridge"], rates["trivial"], strict=True))
         row(
