@@ -63,7 +63,10 @@ class MessageLane:
         size = int(length) if length.isascii() and length.isdigit() else 0
         if not 0 < size <= self._max_body or "HTTP_TRANSFER_ENCODING" in environ:
             return self.app(environ, start_response)
-        raw = environ["wsgi.input"].read(size)
+        try:
+            raw = environ["wsgi.input"].read(size)
+        except Exception:  # the connection broke mid-body: nothing stored, Flask answers
+            return self.app(environ, start_response)
         data = self._usual(raw) if len(raw) == size else None
         if data is None:  # Flask names the problem (or, for an unusual message, accepts it)
             return self._flask(environ, start_response, raw)

@@ -7,6 +7,7 @@ afterwards must match, event ids and times aside.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -94,7 +95,7 @@ def call(
     method: str = "POST",
     path: str = PATH,
     length: str | None = None,
-    extra: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[str, list[tuple[str, str]], bytes]:
     environ = EnvironBuilder(
         path=path, method=method, data=body, content_type="application/json"
@@ -192,6 +193,15 @@ def test_a_chunked_body_goes_to_flask(sides: tuple[Side, Side]) -> None:
         "extra": {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True},
     }
     assert same_answer(sides, message(), **how)[0] == "200 OK"
+    assert sides[0].flask_calls == 1
+
+
+def test_a_body_that_breaks_off_is_answered_like_flask_s(sides: tuple[Side, Side]) -> None:
+    class Broken(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            raise ConnectionResetError("peer went away")
+
+    assert same_answer(sides, message(), extra={"wsgi.input": Broken()})[0] == "400 BAD REQUEST"
     assert sides[0].flask_calls == 1
 
 
