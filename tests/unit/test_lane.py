@@ -180,7 +180,7 @@ def test_anything_else_is_answered_by_flask(
     assert sides[0].flask_calls == 1
 
 
-def test_unusual_but_valid_messages_are_accepted_by_flask(sides: tuple[Side, Side]) -> None:
+def test_a_message_the_direct_check_doubts_is_decided_by_flask(sides: tuple[Side, Side]) -> None:
     # A bloc whose items are not all objects: the schema decides (and refuses it) in Flask.
     body = message(payload={"items": [{"type": "text", "payload": {"text": "a"}}, 1]})
     assert same_answer(sides, body)[0] == "400 BAD REQUEST"
