@@ -125,8 +125,14 @@ def web(bridge_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]
 def test_two_gunicorn_workers_report_one_total(web: tuple[str, Path]) -> None:
     url, metrics_dir = web
     healthz = {"route": "/healthz", "method": "GET", "status": "200"}
-    n = int(sample(parse(get(f"{url}/metrics")[1]), "hitl_http_requests_total", **healthz))
-    assert n >= 1  # the fixture's readiness probe
+
+    def total() -> float:
+        return sample(parse(get(f"{url}/metrics")[1]), "hitl_http_requests_total", **healthz)
+
+    # The fixture's readiness probe: the worker that answered it may not have flushed its
+    # count yet when the other one answers this scrape, so wait out one flush interval.
+    n = int(wait_until(total, timeout=5, what="the readiness probe counted"))
+    assert n >= 1
     start = n
 
     def pids() -> set[str]:
@@ -145,9 +151,6 @@ def test_two_gunicorn_workers_report_one_total(web: tuple[str, Path]) -> None:
 
     # Each worker writes its counts once a second (bridge.metrics.Tally): the total shows
     # once both have written theirs, and from then on whichever worker answers sees it.
-    def total() -> float:
-        return sample(parse(get(f"{url}/metrics")[1]), "hitl_http_requests_total", **healthz)
-
     wait_until(lambda: total() == n, timeout=10, what=f"{n} requests counted")
     for _ in range(6):
         status, text = get(f"{url}/metrics")
