@@ -6,7 +6,8 @@ may add keys, so every schema here accepts (and keeps) keys it does not know.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -20,7 +21,20 @@ ROUTES = (
 )
 
 _SHORT_MAX = 512  # ids and other short strings
+#: C0 and C1 control characters: never part of an id, and a way to forge log lines and paths.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: How deep a body may nest objects and arrays. Botpress's deepest message (a bloc of cards)
+#: is under ten levels; past a few hundred, encoders and renderers run out of stack.
+MAX_DEPTH = 64
 _short = validate.Length(min=1, max=_SHORT_MAX)
+
+
+def _no_control(value: str) -> None:
+    if _CONTROL.search(value):
+        raise ValidationError("must not contain control characters")
+
+
+_id: list[Callable[[Any], Any]] = [_short, _no_control]
 
 
 class _Open(Schema):
@@ -74,7 +88,7 @@ class RemoteConversationPayload(_Open):
     messageHistory = fields.List(
         fields.Nested(HistoryItem), allow_none=True, validate=validate.Length(max=500)
     )
-    userId = fields.String(allow_none=True, validate=_short)
+    userId = fields.String(allow_none=True, validate=_id)
 
 
 class CreateRemoteConversationSchema(_Typed):
@@ -82,8 +96,8 @@ class CreateRemoteConversationSchema(_Typed):
 
 
 class BotSendsMessageSchema(_Typed):
-    remoteConversationId = fields.String(required=True, validate=_short)
-    remoteUserId = fields.String(required=True, validate=_short)
+    remoteConversationId = fields.String(required=True, validate=_id)
+    remoteUserId = fields.String(required=True, validate=_id)
     payload = fields.Dict(required=True)  # JSON object keys are strings already
 
     @validates_schema
@@ -94,7 +108,7 @@ class BotSendsMessageSchema(_Typed):
 
 
 class ClosePayload(_Open):
-    botpressConversationId = fields.String(required=True, validate=_short)
+    botpressConversationId = fields.String(required=True, validate=_id)
 
 
 class CloseRemoteTicketSchema(_Typed):
@@ -120,6 +134,8 @@ def load(route: str, body: Any) -> dict[str, Any]:
     """Validate a Botpress body for `route`; raises ValidationError with field messages."""
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["the body must be a JSON object"]})
+    if not shallow(body):
+        raise ValidationError({"_schema": [f"the body nests deeper than {MAX_DEPTH} levels"]})
     if route == "botSendsMessage":
         found = usual_message(body)
         if found is not None:
@@ -128,9 +144,25 @@ def load(route: str, body: Any) -> dict[str, Any]:
     return result
 
 
-def _short_text(value: Any) -> bool:
-    """What `fields.String(validate=_short)` accepts."""
-    return type(value) is str and 0 < len(value) <= _SHORT_MAX
+def shallow(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when `value` nests objects and arrays at most `limit` levels deep (`{}` is one)."""
+    level: list[Any] = [value] if type(value) in (dict, list) else []
+    for _ in range(limit):
+        nested = [
+            child
+            for v in level
+            for child in (v.values() if type(v) is dict else v)
+            if type(child) in (dict, list)
+        ]
+        if not nested:
+            return True
+        level = nested
+    return False
+
+
+def _short_id(value: Any) -> bool:
+    """What `fields.String(validate=_id)` accepts."""
+    return type(value) is str and 0 < len(value) <= _SHORT_MAX and not _CONTROL.search(value)
 
 
 def usual_message(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -144,9 +176,10 @@ def usual_message(body: dict[str, Any]) -> dict[str, Any] | None:
     payload = body.get("payload")
     if not (
         body.get("type") == "botSendsMessage"
-        and _short_text(body.get("remoteConversationId"))
-        and _short_text(body.get("remoteUserId"))
+        and _short_id(body.get("remoteConversationId"))
+        and _short_id(body.get("remoteUserId"))
         and type(payload) is dict
+        and shallow(body)
     ):
         return None
     try:
@@ -181,8 +214,9 @@ KNOWN_KEYS = (
 
 
 def _require_str(payload: Mapping[str, Any], key: str) -> None:
+    # Botpress's own schemas ask for `z.string().min(1)`: a text of blanks is a message.
     value = payload.get(key)
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value:
         raise ValidationError(f"{key} must be a non-empty string", "payload")
 
 
@@ -199,10 +233,12 @@ def message_type(payload: Mapping[str, Any]) -> str:
         return "location"
     if "items" in payload:
         items = payload["items"]
-        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
-            raise ValidationError("items must be a non-empty list of objects", "payload")
-        # A bloc holds typed messages; a carousel holds cards.
-        return "bloc" if all("type" in i and "payload" in i for i in items) else "carousel"
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ValidationError("items must be a list of objects", "payload")
+        # A bloc holds typed messages; a carousel holds cards. Botpress allows either empty:
+        # an empty one is taken as a carousel with no cards.
+        bloc = items and all("type" in i and "payload" in i for i in items)
+        return "bloc" if bloc else "carousel"
     if "options" in payload:
         options = payload["options"]
         if not isinstance(options, list) or not all(isinstance(o, dict) for o in options):

@@ -25,6 +25,10 @@ from bridge import contract
         ({"title": "Card", "imageUrl": "https://x/c.png", "actions": []}, "card"),
         ({"items": [{"title": "One", "actions": []}]}, "carousel"),
         ({"items": [{"type": "text", "payload": {"text": "a"}}]}, "bloc"),
+        # Botpress's schemas allow these (`z.string().min(1)`, arrays with no minimum).
+        ({"text": " \n\t "}, "text"),
+        ({"markdown": " "}, "markdown"),
+        ({"items": []}, "carousel"),
     ],
 )
 def test_message_type_is_inferred_from_keys(payload: dict[str, Any], expected: str) -> None:
@@ -39,8 +43,8 @@ def test_message_type_is_inferred_from_keys(payload: dict[str, Any], expected: s
         {"text": ""},
         {"text": 3},
         {"latitude": "north", "longitude": 1},
-        {"items": []},
         {"items": ["a"]},
+        {"items": {}},
         {"options": "a"},
         {"imageUrl": None},
     ],
@@ -88,6 +92,50 @@ def test_body_must_be_an_object() -> None:
         contract.load("ping", ["ping"])
 
 
+def _nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for i in range(levels):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("route", contract.ROUTES)
+def test_bodies_nested_past_64_levels_are_refused(route: str) -> None:
+    # The body is one level, its payload a second: 62 more make 64 in all.
+    body = {"type": route, "payload": {"text": "hi", "deep": _nested(62)}}
+    assert contract.shallow(body) and not contract.shallow({"x": body})
+    with pytest.raises(ValidationError) as info:
+        contract.load(route, {"type": route, "payload": {"text": "hi", "deep": _nested(63)}})
+    assert "deeper than 64" in str(info.value.messages)
+    deep_message = {
+        "type": "botSendsMessage",
+        "remoteConversationId": "c_1",
+        "remoteUserId": "BOT",
+        "payload": {"text": "hi", "deep": _nested(1000)},
+    }
+    assert contract.usual_message(deep_message) is None
+
+
+@pytest.mark.parametrize("bad", ["c_1\x00", "c_1\n", "c\x1b[31m", "c_1\x7f", "c_1\x9b"])
+def test_ids_with_control_characters_are_refused(bad: str) -> None:
+    message = {
+        "type": "botSendsMessage",
+        "remoteConversationId": bad,
+        "remoteUserId": "BOT",
+        "payload": {"text": "hi"},
+    }
+    assert contract.usual_message(message) is None
+    with pytest.raises(ValidationError) as info:
+        contract.load("botSendsMessage", message)
+    assert "control characters" in str(info.value.messages)
+    with pytest.raises(ValidationError) as info:
+        contract.load(
+            "closeRemoteTicket",
+            {"type": "closeRemoteTicket", "payload": {"botpressConversationId": bad}},
+        )
+    assert "control characters" in str(info.value.messages)
+
+
 # --- botSendsMessage's fast path (contract.usual_message) answers as the schema does ------
 
 _SCHEMA = contract.BotSendsMessageSchema("botSendsMessage")
@@ -98,7 +146,11 @@ _json: st.SearchStrategy[Any] = st.recursive(
     max_leaves=6,
 )
 # Around the schema's edges: empty, 512 and 513 characters, and not a string at all.
-_ids = st.text(max_size=3) | st.sampled_from(["x" * 512, "x" * 513, "é" * 512]) | _json
+_ids = (
+    st.text(max_size=3)
+    | st.sampled_from(["x" * 512, "x" * 513, "é" * 512, "c_\x00", "c\x1b[2J", "c\x85", "c\x7f"])
+    | _json
+)
 _message_keys = st.sampled_from(
     [
         *("text", "markdown", "imageUrl", "fileUrl", "latitude", "longitude", "items"),
