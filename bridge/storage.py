@@ -6,7 +6,8 @@ Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/e
     P:head:<stream>     hash    delivery state of the head event: id, attempts, crashes,
                                 first_failed, due, error, response, sending (start of a send
                                 that has no outcome yet: set means a worker died mid-send),
-                                unsure (a try timed out after sending: it may have landed)
+                                unsure (a try timed out after sending: it may have landed),
+                                faults (tries that failed with an unexpected error)
     P:lease:<stream>    string  token of the worker draining the stream (expires, renewed)
     P:kick:<stream>     string  the stream is already waiting in P:ready or for a drain task
                                 (expires, so a lost wake-up heals by itself)
@@ -146,7 +147,7 @@ return {1, ''}
 )
 
 # Start (or decline) a delivery attempt of the head event, renewing the lease.
-# Returns {status, attempts, crashes, first_failed, due}; status: 0 not due yet,
+# Returns {status, attempts, crashes, first_failed, due, faults}; status: 0 not due yet,
 # 1 go (first try or retry), 2 go, but a previous send never finished.
 _BEGIN_FN = """
 local function begin(lease, head, head_id, lease_ms, now)
@@ -160,7 +161,7 @@ local function begin(lease, head, head_id, lease_ms, now)
   for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
   if tonumber(s['due'] or '0') > tonumber(now) then
     return {0, tonumber(s['attempts'] or '0'), tonumber(s['crashes'] or '0'),
-            s['first_failed'] or '0', s['due']}
+            s['first_failed'] or '0', s['due'], tonumber(s['faults'] or '0')}
   end
   local status = 1
   local crashes = tonumber(s['crashes'] or '0')
@@ -174,7 +175,7 @@ local function begin(lease, head, head_id, lease_ms, now)
   local attempts = redis.call('HINCRBY', head, 'attempts', 1)
   redis.call('HSET', head, 'sending', now)
   redis.call('HDEL', head, 'due')
-  return {status, attempts, crashes, s['first_failed'] or '0', '0'}
+  return {status, attempts, crashes, s['first_failed'] or '0', '0', tonumber(s['faults'] or '0')}
 end
 """
 
@@ -248,14 +249,15 @@ return {1, pump, redis.call('LLEN', KEYS[1])}
 """
 )
 
-# Put the head off until `due` after a transient failure.
+# Put the head off until `due` after a failure worth another try.
 # KEYS: lease, head, due, stats; ARGV: token, head id, due, error, response, now, stream,
-# retry counter field
+# retry counter field, unsure (1/0), fault (1/0: the failure was an unexpected error)
 _DEFER = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then return -2 end
 redis.call('HDEL', KEYS[2], 'sending')
 if ARGV[9] == '1' then redis.call('HSET', KEYS[2], 'unsure', '1') end
+if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[2], 'faults', 1) end
 redis.call('HSETNX', KEYS[2], 'first_failed', ARGV[6])
 redis.call('HSET', KEYS[2], 'due', ARGV[3], 'error', ARGV[4], 'response', ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[7])
@@ -380,6 +382,7 @@ class Head:
     crashes: int
     first_failed: float
     due: float
+    faults: int = 0  # earlier tries that failed with an unexpected error
 
     @property
     def maybe_applied(self) -> bool:
@@ -388,7 +391,9 @@ class Head:
 
     @classmethod
     def parse(cls, r: Sequence[Any]) -> Head:
-        return cls(int(r[0]), int(r[1]), int(r[2]), float(r[3] or 0), float(r[4] or 0))
+        return cls(
+            int(r[0]), int(r[1]), int(r[2]), float(r[3] or 0), float(r[4] or 0), int(r[5] or 0)
+        )
 
 
 #: `Store.take` statuses beyond Head's: another worker drains it, lease lost, nothing waits.
@@ -646,7 +651,7 @@ class Store:
         )
         if int(r[0]) < 0 and len(r) == 1:
             return Take(int(r[0]))
-        return Take(int(r[0]), Head.parse(r[:5]), [Event.from_json(e) for e in r[5:]])
+        return Take(int(r[0]), Head.parse(r[:6]), [Event.from_json(e) for e in r[6:]])
 
     def let_go(self, stream: str, token: str) -> tuple[int, float]:
         """Release the lease; returns (events still waiting, due time of a deferred head)."""
@@ -751,8 +756,10 @@ class Store:
         now: float,
         *,
         unsure: bool = False,
+        fault: bool = False,
     ) -> bool:
-        """Put the head off until `due`; `unsure`: the failed try may have been applied."""
+        """Put the head off until `due`; `unsure`: the failed try may have been applied;
+        `fault`: it failed with an unexpected error (counted in the head's `faults`)."""
         r = self._defer(
             keys=[
                 self.key("lease", stream),
@@ -770,6 +777,7 @@ class Store:
                 stream,
                 stats.counter(stats.RETRIED, split_stream(stream)[0]),
                 "1" if unsure else "0",
+                "1" if fault else "0",
             ],
         )
         return int(r) == 1

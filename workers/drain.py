@@ -16,6 +16,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+import redis
+
 from bridge import events as ev
 from bridge import ids
 from bridge.errors import DeliveryError, PermanentError, TransientError
@@ -27,6 +29,17 @@ log = logging.getLogger("hitl.drain")
 
 #: A head whose send was cut short this many times is dead-lettered (poison message).
 MAX_CRASHES = 5
+#: A head that failed this many times with an unexpected error (a bug, or a payload no
+#: adapter can take) is dead-lettered, so it holds its conversation for seconds, not for
+#: the whole retry window.
+MAX_FAULTS = 5
+#: Failures that are known to pass: the storage itself blinked mid-delivery.
+_PASSING = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TryAgainError,
+)
 #: Retries due within this many seconds are also scheduled as a Celery countdown; longer
 #: waits live only in the Redis `due` schedule (countdowns near the broker's visibility
 #: timeout are redelivered over and over: DESIGN.md §6).
@@ -140,13 +153,26 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool] | N
             _dead_letter(ctx, stream, token, head_event, exc, head.attempts)
             continue
         except Exception as exc:
-            if not isinstance(exc, TransientError):
+            fault = not isinstance(exc, (TransientError, *_PASSING))
+            if fault:
                 log.exception(
                     "unexpected error delivering",
                     extra={"stream": stream, "event_id": head_event.id},
                 )
-                exc = TransientError(f"internal error: {type(exc).__name__}: {exc}")
-            if not _defer(ctx, stream, token, head_event, head.attempts, head.first_failed, exc):
+                reason = f"unexpected error: {type(exc).__name__}: {exc}"[:2000]
+                if head.faults + 1 >= MAX_FAULTS:
+                    failed = PermanentError(
+                        f"{reason} ({head.faults + 1} tries failed this way; set aside so it "
+                        "cannot block the conversation)"
+                    )
+                    _dead_letter(ctx, stream, token, head_event, failed, head.attempts)
+                    continue
+                exc = TransientError(reason)
+            elif not isinstance(exc, TransientError):
+                exc = TransientError(f"storage unavailable: {type(exc).__name__}")
+            if not _defer(
+                ctx, stream, token, head_event, head.attempts, head.first_failed, exc, fault
+            ):
                 continue  # window spent: dead-lettered, go on with the next event
             return delivered, False
         batch = events[: outcome.consumed]
@@ -211,6 +237,7 @@ def _defer(
     attempts: int,
     first_failed: float,
     exc: TransientError,
+    fault: bool = False,
 ) -> bool:
     """Schedule the next try; False when the retry window is spent (dead-lettered instead)."""
     now = time.time()
@@ -239,6 +266,7 @@ def _defer(
         exc.response or "",
         now,
         unsure=exc.maybe_applied,
+        fault=fault,
     )
     log.warning(
         "delivery failed, will retry",

@@ -13,7 +13,7 @@ from tests.support.scripted import helpdesk, open_conversation, say
 from tests.unit.conftest import Published
 from workers.adapters.base import AgentMessage, Changes
 from workers.context import Context
-from workers.drain import MAX_CRASHES, drain, pump
+from workers.drain import MAX_CRASHES, MAX_FAULTS, drain, pump
 from workers.retry import RetryPolicy
 
 
@@ -78,8 +78,45 @@ def test_unexpected_exceptions_are_retried_not_lost(ctx: Context) -> None:
     stream = open_conversation(ctx)
     helpdesk(ctx).failures = [KeyError("boom")]
     assert drain(ctx, stream) == 0
-    assert "internal error: KeyError" in ctx.store.head_state(stream)["error"]
+    assert "unexpected error: KeyError" in ctx.store.head_state(stream)["error"]
     assert ctx.store.length(stream) == 1
+
+
+def _due_now(ctx: Context, stream: str) -> None:
+    ctx.store.redis.hset(ctx.store.key("head", stream), "due", "0")
+
+
+def test_only_unexpected_failures_count_towards_setting_a_head_aside(ctx: Context) -> None:
+    stream = open_conversation(ctx)
+    # An outage before the bug: known transient failures never count towards the limit.
+    helpdesk(ctx).failures = [TransientError("HTTP 503")] * 7 + [TypeError("bad title")] * 9
+    for _ in range(7 + MAX_FAULTS - 1):
+        assert drain(ctx, stream) == 0
+        _due_now(ctx, stream)
+    assert ctx.store.count_dead_letters() == 0
+    assert ctx.store.head_state(stream)["faults"] == str(MAX_FAULTS - 1)
+    drain(ctx, stream)
+    [dl] = ctx.store.dead_letters()
+    assert dl.event.kind == ev.CONVERSATION_CREATE
+    assert "unexpected error: TypeError: bad title" in dl.reason
+    assert f"{MAX_FAULTS} tries" in dl.reason and dl.attempts == 7 + MAX_FAULTS
+
+
+def test_a_bad_message_is_set_aside_after_five_unexpected_failures(ctx: Context) -> None:
+    stream = open_conversation(ctx)
+    drain(ctx, stream)  # the ticket exists
+    say(ctx, "c_1", "BOT", "poison")
+    helpdesk(ctx).failures = [TypeError("unsupported operand")] * MAX_FAULTS
+    for _ in range(MAX_FAULTS - 1):
+        drain(ctx, stream)
+        _due_now(ctx, stream)
+    say(ctx, "c_1", "BOT", "later")
+    drain(ctx, stream)
+    [dl] = ctx.store.dead_letters()
+    assert "TypeError: unsupported operand" in dl.reason
+    # Only the failing batch was set aside; what came after it was delivered.
+    assert helpdesk(ctx).calls[-1] == ("messages", ["later"])
+    assert ctx.store.length(stream) == 0
 
 
 def test_a_head_cut_short_repeatedly_is_set_aside(ctx: Context) -> None:

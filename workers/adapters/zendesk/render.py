@@ -12,6 +12,8 @@ from urllib.parse import unquote, urlparse
 
 #: Bot messages start with this, so agents (and the bridge) can tell them apart.
 BOT_PREFIX = "🤖 Bot:"
+#: What stands for a message with nothing to show (a blank text, a carousel with no cards).
+EMPTY = "(an empty {})"
 _FILE_ICONS = {"image": "🖼️", "audio": "🔊", "video": "🎬", "file": "📎"}
 
 
@@ -55,7 +57,17 @@ class Rendered:
 
 
 def _s(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    """A payload field as text: payloads are as an end user's client sent them, so a title
+    may be a number (written out) or anything else (left out), never a crash."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def file_name(url: str, title: str = "", kind: str = "file") -> str:
@@ -70,7 +82,7 @@ def file_name(url: str, title: str = "", kind: str = "file") -> str:
 
 def _options(payload: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
-    for i, opt in enumerate(payload.get("options") or [], 1):
+    for i, opt in enumerate(_list(payload.get("options")), 1):
         if isinstance(opt, Mapping):
             label = _s(opt.get("label")) or _s(opt.get("value"))
             value = _s(opt.get("value"))
@@ -84,7 +96,7 @@ def _card(payload: Mapping[str, Any]) -> list[str]:
         lines.append(sub)
     if img := _s(payload.get("imageUrl")):
         lines.append(f"Image: {img}")
-    for action in payload.get("actions") or []:
+    for action in _list(payload.get("actions")):
         if isinstance(action, Mapping):
             label = _s(action.get("label")) or _s(action.get("value"))
             value = _s(action.get("value"))
@@ -112,13 +124,18 @@ def render(message_type: str, payload: Mapping[str, Any], into: Rendered | None 
     elif message_type == "card":
         lines += _card(payload)
     elif message_type == "carousel":
-        for item in payload.get("items") or []:
+        for item in _list(payload.get("items")):
             if isinstance(item, Mapping):
                 lines += _card(item)
+        if not lines:
+            lines.append(EMPTY.format("carousel"))
     elif message_type == "bloc":
-        for item in payload.get("items") or []:
+        before = (out.text, len(out.files))
+        for item in _list(payload.get("items")):
             if isinstance(item, Mapping) and isinstance(item.get("payload"), Mapping):
-                render(str(item.get("type", "")), item["payload"], out)
+                render(_s(item.get("type")), item["payload"], out)
+        if (out.text, len(out.files)) == before:
+            lines.append(EMPTY.format("bloc"))
     elif message_type == "location":
         lat, lon = payload.get("latitude"), payload.get("longitude")
         head = _s(payload.get("title")) or "Location"
@@ -126,8 +143,9 @@ def render(message_type: str, payload: Mapping[str, Any], into: Rendered | None 
         if addr := _s(payload.get("address")):
             lines.append(addr)
         lines.append(f"{lat}, {lon}: https://www.openstreetmap.org/?mlat={lat}&mlon={lon}")
-    elif message_type == "markdown":
-        lines.append(_s(payload.get("markdown")))
+    elif message_type in ("text", "markdown"):
+        # Botpress allows a text of blanks; Zendesk refuses a blank comment.
+        lines.append(_s(payload.get(message_type)) or EMPTY.format("message"))
     elif text := _s(payload.get("text")):
         lines.append(text)
     else:
