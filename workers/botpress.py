@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from bridge import events as ev
 from bridge.config import Settings
@@ -59,33 +60,45 @@ class Botpress:
             timeout=self.settings.http_timeout,
         )
 
-    def resolve_conversation(self, bp_conversation_id: str) -> str:
-        """Our conversation id for a Botpress conversation: its `externalId` tag."""
+    def external_ids(self, bp_conversation_id: str) -> list[str]:
+        """The values of the Botpress conversation's `externalId` tags, the bare tag first.
+
+        A conversation may carry several (`zendesk:externalId` beside `plus/hitl-api:externalId`
+        when more than one hand-off integration is installed); the caller keeps the one that
+        names a conversation this bridge minted.
+        """
         s = self.settings
         if not (s.botpress_token and s.botpress_bot_id):
             raise PermanentError(
                 f"cannot resolve Botpress conversation {bp_conversation_id}: BOTPRESS_TOKEN and "
                 "BOTPRESS_BOT_ID are not set, and the bridge never guesses which ticket to close"
             )
+        # The id comes from the request: encoded whole, so it can only ever name a
+        # conversation, never another API path (`../../v1/admin/...`) that the token would open.
         resp = http.request(
             self.session,
             "GET",
-            f"{s.botpress_api_url}/v1/chat/conversations/{bp_conversation_id}",
+            f"{s.botpress_api_url}/v1/chat/conversations/{quote(bp_conversation_id, safe='')}",
             headers={"Authorization": f"Bearer {s.botpress_token}", "x-bot-id": s.botpress_bot_id},
             what="Botpress get conversation",
             timeout=s.http_timeout,
         )
         try:
             tags = resp.json()["conversation"].get("tags") or {}
+            pairs = [(str(k), v) for k, v in tags.items()]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise TransientError(
                 "Botpress get conversation: unexpected body", response=resp.text[:4000]
             ) from exc
-        for key, value in tags.items():
-            if (key == "externalId" or key.endswith(":externalId")) and value:
-                return str(value)
-        raise PermanentError(
-            f"Botpress conversation {bp_conversation_id} has no externalId tag: it was not "
-            "handed off through this bridge",
-            response=resp.text[:4000],
-        )
+        found = [
+            v
+            for k, v in sorted(pairs, key=lambda kv: kv[0] != "externalId")
+            if (k == "externalId" or k.endswith(":externalId")) and isinstance(v, str) and v
+        ]
+        if not found:
+            raise PermanentError(
+                f"Botpress conversation {bp_conversation_id} has no externalId tag: it was not "
+                "handed off through this bridge",
+                response=resp.text[:4000],
+            )
+        return found

@@ -136,12 +136,15 @@ def _author(remote_user_id: str, user: User | None) -> Author:
 
 def resolve_close(ctx: Context, events: Sequence[Event], head: Head) -> Outcome:
     bp_cid = events[0].data["botpress_conversation_id"]
-    cid = ctx.store.conversation_for_botpress(bp_cid) or ctx.botpress.resolve_conversation(bp_cid)
-    if ctx.store.conversation(cid) is None:
-        raise PermanentError(
-            f"Botpress conversation {bp_cid} points at conversation {cid}, which this bridge "
-            "does not know"
-        )
+    cid = ctx.store.conversation_for_botpress(bp_cid)
+    if cid is None:
+        candidates = ctx.botpress.external_ids(bp_cid)
+        cid = next((c for c in candidates if ctx.store.conversation(c) is not None), None)
+        if cid is None:
+            raise PermanentError(
+                f"Botpress conversation {bp_cid} points at {', '.join(candidates)}, none of "
+                "which is a conversation this bridge knows"
+            )
     close = Event(
         ev.CONVERSATION_CLOSE, ev.stream(ev.TO_HELPDESK, cid), {"botpress_conversation_id": bp_cid}
     )

@@ -7,6 +7,7 @@ import threading
 import time
 from collections import defaultdict
 from typing import Any
+from urllib.parse import unquote
 
 from tests.support.http_fake import FakeServer
 
@@ -32,6 +33,7 @@ class FakeBotpress(FakeServer):
         self.attempts: list[dict[str, Any]] = []  # every webhook call, failed ones included
         self.attempt_times: list[float] = []
         self.conversations: dict[str, dict[str, Any]] = {}
+        self.api_paths: list[str] = []  # every API path asked for, as sent
         self._failures: list[tuple[int, dict[str, str]]] = []
         self.refuse_until = 0.0
         self.delay = 0.0
@@ -81,7 +83,10 @@ class FakeBotpress(FakeServer):
                 or headers.get("x-bot-id") != self.bot_id
             ):
                 return 401, {}, {"code": 401, "type": "Unauthorized", "message": "bad token"}
-            conv = self.conversations.get(path.rsplit("/", 1)[1])
+            # The route's one parameter, decoded as a router does: "%2F" is part of the id.
+            self.api_paths.append(path)
+            tail = path.removeprefix("/v1/chat/conversations/")
+            conv = None if "/" in tail else self.conversations.get(unquote(tail))
             if conv is None:
                 return (
                     404,

@@ -77,7 +77,7 @@ class ScriptedBotpress:
             raise self.failures.pop(0)
         self.delivered.append(event)
 
-    def resolve_conversation(self, bp_id: str) -> str:
+    def external_ids(self, bp_id: str) -> list[str]:
         raise PermanentError("no token")
 
 
