@@ -46,6 +46,8 @@ class WebhookAnswerSchema(Schema):
     ok = fields.Boolean(required=True)
     rung = fields.List(fields.String(), required=True)
     ignored = fields.List(fields.String(), required=True)
+    # A retry of a delivery already rung (its id seen in the last 10 minutes): nothing rung.
+    duplicate = fields.Boolean()
 
 
 # Routes whose 200 carries the id the bridge minted (DESIGN.md §2).

@@ -31,6 +31,9 @@ Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/e
     P:hist:<cid>        list    the conversation's last HISTORY_CAP delivery outcomes, compact
                                 `at|outcome|attempts|stream kind|event kind|event id` strings
                                 (bridge/stats.py), written by the ack/dead-letter scripts
+    P:webhook:<helpdesk>:<delivery id>
+                        string  a verified helpdesk webhook delivery already rung (expires
+                                after WEBHOOK_MEMORY seconds): its retries ring nothing new
     P:adapter:<name>:*  any     owned by that helpdesk adapter (e.g. the inbox's tickets)
 
 Writes that must happen together are single Lua scripts, so a crash between two commands
@@ -55,6 +58,8 @@ if TYPE_CHECKING:
     from bridge.config import Settings
 
 KICK_TTL_MS = 30_000
+#: How long a helpdesk webhook's delivery id is remembered (Zendesk retries within minutes).
+WEBHOOK_MEMORY = 600
 #: Seconds after its last heartbeat that a pump counts as dead (a worker killed under it).
 PUMP_TTL = 30.0
 
@@ -555,6 +560,13 @@ class Store:
 
     def conversation_for_ticket(self, ticket_id: str) -> str | None:
         return cast(str | None, self.redis.get(self.key("ticket", ticket_id)))
+
+    def webhook_seen(self, helpdesk: str, delivery_id: str) -> bool:
+        """Whether this webhook delivery was rung already (a retry, or a replay)."""
+        return bool(self.redis.exists(self.key("webhook", helpdesk, delivery_id)))
+
+    def remember_webhook(self, helpdesk: str, delivery_id: str) -> None:
+        self.redis.set(self.key("webhook", helpdesk, delivery_id), "1", ex=WEBHOOK_MEMORY)
 
     def conversation_for_botpress(self, bp_conversation_id: str) -> str | None:
         return cast(str | None, self.redis.get(self.key("bpconv", bp_conversation_id)))

@@ -10,14 +10,14 @@ import hmac
 import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify
 from marshmallow import ValidationError
 
 from bridge import contract, ids, json_codec, metrics
 from bridge import events as ev
 from bridge.runtime import Runtime
 from bridge.storage import Conversation, NotFound, User
-from bridge.web import runtime
+from bridge.web import body, runtime
 from bridge.web.errors import error
 
 blueprint = Blueprint("botpress", __name__)
@@ -33,13 +33,13 @@ def ingress(secret: str, route: str) -> Any:
         abort(404)
     if route not in contract.ROUTES:
         abort(404)
-    raw = request.get_data(cache=False)
+    raw = body.read()
     try:
-        body = json_codec.loads_strict(raw)
+        loaded = json_codec.loads_strict(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return error(400, "malformed JSON", "the request body must be a JSON object")
     try:
-        data = contract.load(route, body)
+        data = contract.load(route, loaded)
     except ValidationError as exc:
         return error(400, "invalid request", exc.messages)
     try:

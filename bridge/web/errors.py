@@ -67,7 +67,8 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
         message = {413: f"request body is larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes"}
-        return error(status, (exc.name or "error").lower(), message.get(status, exc.description))
+        name = getattr(exc, "message", None) or (exc.name or "error").lower()
+        return error(status, name, message.get(status, exc.description))
 
     for exc_type in STORAGE_DOWN:
         app.register_error_handler(exc_type, lambda exc: storage_down(exc).response())

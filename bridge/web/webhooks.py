@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from bridge import metrics
 from bridge.errors import WebhookRejected
-from bridge.web import runtime
+from bridge.web import body, runtime
 from bridge.web.errors import error
 
 blueprint = Blueprint("webhooks", __name__)
@@ -17,12 +17,16 @@ def webhook(helpdesk: str) -> Response | tuple[Response, int]:
     rt = runtime()
     if helpdesk != rt.helpdesk.name:
         return error(404, "not found", f"this bridge runs the {rt.helpdesk.name} helpdesk")
-    body = request.get_data(cache=False)
+    raw = body.read()
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        ticket_ids = rt.helpdesk.verify_webhook(headers, body)
+        ticket_ids = rt.helpdesk.verify_webhook(headers, raw)
     except WebhookRejected as exc:
         return error(exc.status, "webhook rejected", str(exc))
+    # Verified first: an unsigned request can neither ring nor use up a delivery id.
+    delivery = rt.helpdesk.delivery_id(headers)
+    if delivery and rt.store.webhook_seen(helpdesk, delivery):
+        return jsonify({"ok": True, "duplicate": True, "rung": [], "ignored": []})
     rung, unknown = [], []
     for tid in ticket_ids:
         cid = rt.store.conversation_for_ticket(tid)
@@ -32,4 +36,7 @@ def webhook(helpdesk: str) -> Response | tuple[Response, int]:
         rt.ring(cid)
         metrics.rang(cid, f"webhooks/{helpdesk}")
         rung.append(cid)
+    # Remembered once rung: a delivery that failed half-way is rung again by its retry.
+    if delivery:
+        rt.store.remember_webhook(helpdesk, delivery)
     return jsonify({"ok": True, "rung": rung, "ignored": unknown})

@@ -158,6 +158,11 @@ class Helpdesk(ABC):
         """Check an inbound webhook; returns the ids of the tickets it says changed."""
         raise WebhookRejected(f"the {self.name} helpdesk takes no webhooks", status=404)
 
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """The id the helpdesk gives one webhook delivery and keeps across its retries, if
+        any: a verified webhook whose id was seen in the last minutes rings nothing new."""
+        return None
+
     def changed_tickets(self) -> list[str] | None:
         """For polling: ticket ids changed recently, or None to ring every open one."""
         return None

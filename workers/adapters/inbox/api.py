@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from flask import Blueprint, jsonify, request
 
-from bridge.web import runtime
+from bridge.web import body, runtime
 from bridge.web.auth import require_admin
 from bridge.web.errors import error
 from workers.adapters.inbox.adapter import InboxHelpdesk
@@ -37,17 +37,16 @@ def conversation(cid: str) -> Any:
 
 
 def _act(cid: str, kind: str, *, needs_text: bool) -> Any:
-    body = request.get_json(silent=True)
-    if body is None and kind != "close":
-        return error(400, "malformed JSON", "the request body must be a JSON object")
-    body = body if isinstance(body, dict) else {}
+    raw = body.read()
+    # Closing needs nothing: an empty body will do.
+    data = body.json_object(raw) if raw.strip() or kind != "close" else {}
     problems: dict[str, str] = {}
-    agent = body.get("agent", "agent" if kind == "close" else None)
+    agent = data.get("agent", "agent" if kind == "close" else None)
     if not isinstance(agent, str) or not agent.strip() or len(agent) > 200:
         problems["agent"] = (
             "a non-empty string of at most 200 characters (the agent's id) is required"
         )
-    text = body.get("text", "")
+    text = data.get("text", "")
     if needs_text and (not isinstance(text, str) or not text.strip() or len(text) > 65536):
         problems["text"] = "a non-empty string of at most 65536 characters is required"
     if problems:

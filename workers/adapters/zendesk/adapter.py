@@ -410,6 +410,9 @@ class ZendeskHelpdesk(Helpdesk):
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         return webhook.verify(headers, body, secret=self.config.webhook_secret, now=self.clock())
 
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        return webhook.invocation_id(headers)
+
     def changed_tickets(self) -> list[str] | None:
         """Bridge tickets changed since the last poll, from the incremental ticket export.
 

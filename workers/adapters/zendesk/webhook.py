@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -27,16 +28,24 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return ""
 
 
+_EPOCH = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+#: Zendesk ticket ids are 64-bit integers.
+_MAX_ID_DIGITS = 19
+
+
 def _epoch(timestamp: str) -> float:
-    """Zendesk sends ISO 8601 (`2024-05-01T12:00:00Z`); epoch seconds are accepted too."""
-    try:
+    """Zendesk sends ISO 8601 with a time zone (`2024-05-01T12:00:00Z`); epoch seconds are
+    accepted too. Anything else, a time without its zone included, is refused: `NaN` would
+    pass any window, and a zoneless time means whatever the server's zone is."""
+    if _EPOCH.fullmatch(timestamp):
         return float(timestamp)
-    except ValueError:
-        pass
     try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+        when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
     except ValueError as exc:
         raise WebhookRejected(f"unreadable {TIMESTAMP}", status=401) from exc
+    if when.tzinfo is None:
+        raise WebhookRejected(f"{TIMESTAMP} has no time zone", status=401)
+    return when.timestamp()
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -65,20 +74,23 @@ def verify(headers: Mapping[str, str], body: bytes, *, secret: str, now: float) 
 
 
 def _ticket_id(value: Any) -> str | None:
-    if isinstance(value, bool):
+    """A positive 64-bit id, from a JSON number or a string of ASCII digits (`"²"` is a
+    digit to str.isdigit, and int() refuses it)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= _MAX_ID_DIGITS):
+            return None
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
         return None
-    if isinstance(value, int) and value > 0:
-        return str(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return str(int(value.strip()))
-    return None
+    return str(value) if 0 < value < 2**63 else None
 
 
 def ticket_ids(body: bytes) -> list[str]:
     """The ids in a trigger body (`{"ticket_id": …}`) or an event body (`detail.id`)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise WebhookRejected("body is not JSON", status=400) from exc
     if not isinstance(data, dict):
         raise WebhookRejected("body is not a JSON object", status=400)
@@ -89,5 +101,11 @@ def ticket_ids(body: bytes) -> list[str]:
     else:
         raise WebhookRejected("body names no ticket (ticket_id or detail.id)", status=400)
     if tid is None:
-        raise WebhookRejected("ticket id is not a positive integer", status=400)
+        raise WebhookRejected("ticket id is not a positive 64-bit integer", status=400)
     return [tid]
+
+
+def invocation_id(headers: Mapping[str, str]) -> str | None:
+    """The id Zendesk gives each invocation of a webhook (kept across its retries)."""
+    value = _header(headers, INVOCATION)
+    return value if 0 < len(value) <= 128 and value.isascii() and value.isprintable() else None
