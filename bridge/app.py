@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bridge.config import Settings
 from bridge.logs import configure as configure_logging
@@ -38,6 +39,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(botpress.blueprint)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(admin.blueprint)
+    if runtime.settings.proxy_hops:
+        # Only the entries the trusted proxies appended: anything before is the client's word.
+        hops = runtime.settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.wsgi_app = MessageLane(app.wsgi_app, runtime)  # type: ignore[method-assign]
     web_metrics.init_app(app, runtime.store)  # outside the lane: it counts the lane's answers
     app.register_blueprint(docs.blueprint)

@@ -28,6 +28,26 @@ SECRET_HOWTO = (
 )
 
 
+#: A secret with fewer different characters than this is refused, however long.
+MIN_DISTINCT = 8
+
+
+def guessable(value: str) -> str | None:
+    """Why `value` is trivially guessable despite its length, or None.
+
+    Length alone is not strength: `aaaa…` or `abcabc…` pass any length rule and fall to the
+    first guesses of a brute force. A generated token (secrets.token_urlsafe) never trips this.
+    """
+    distinct = len(set(value))
+    if distinct < MIN_DISTINCT:
+        return f"uses only {distinct} different characters (at least {MIN_DISTINCT} needed)"
+    n = len(value)
+    for period in range(1, n // 2 + 1):
+        if n % period == 0 and value == value[:period] * (n // period):
+            return f"is a {period}-character pattern repeated"
+    return None
+
+
 def redis_connections_needed(environ: Mapping[str, str]) -> int:
     """Redis connections one `web`, one `worker` and `beat` hold with this environment,
     as measured (docs/operating.md, "Production Redis"): a gunicorn process its threads + 3,
@@ -68,6 +88,9 @@ class Settings:
     lease_seconds: float = 45.0
     # Pump tasks that may run at once: the total worker concurrency across machines.
     pumps: int = DEFAULT_WORKER_CONCURRENCY
+    # Reverse proxies in front of `web` whose X-Forwarded-For/-Proto entries are trusted:
+    # the client address that failed logins are counted by.
+    proxy_hops: int = 0
     max_body_bytes: int = 1024 * 1024
     log_level: str = "INFO"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -99,6 +122,8 @@ class Settings:
                 "BRIDGE_SECRET must be 16 or more URL-safe characters (A-Z a-z 0-9 _ -): "
                 + SECRET_HOWTO
             )
+        elif why := guessable(secret):
+            problems.append(f"BRIDGE_SECRET {why}: it is trivially guessable; {SECRET_HOWTO}")
 
         # Heroku exposes the TLS endpoint as REDIS_TLS_URL next to REDIS_URL.
         redis_url = (
@@ -134,6 +159,11 @@ class Settings:
         admin_token = env.get("ADMIN_TOKEN", "").strip() or None
         if admin_token is not None and len(admin_token) < 16:
             problems.append("ADMIN_TOKEN must be at least 16 characters")
+        elif admin_token is not None and (why := guessable(admin_token)):
+            problems.append(
+                f"ADMIN_TOKEN {why}: it is trivially guessable; generate one with: python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         prefix = env.get("REDIS_KEY_PREFIX", "hb").strip() or "hb"
         pool = env.get("WORKER_POOL", "threads").strip() or "threads"
         if pool not in WORKER_POOLS:
@@ -161,6 +191,7 @@ class Settings:
             pumps=int(
                 number("PUMPS", number("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY, 1), 1)
             ),
+            proxy_hops=int(number("PROXY_HOPS", 0, 0)),
             log_level=log_level,
             environ=env,
         )

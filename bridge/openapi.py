@@ -73,7 +73,11 @@ def _admin_paths(spec: APISpec) -> None:
     """The operator API (bridge/web/admin.py): bearer ADMIN_TOKEN, 404 while it is unset."""
     spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer"})
     guarded = {"security": [{"admin": []}], "tags": ["operator"]}
-    denied = {"401": _error("missing or wrong bearer token"), "404": "Error404"}
+    denied = {
+        "401": _error("missing or wrong bearer token"),
+        "404": "Error404",
+        "429": _error("too many failed attempts from this address: wait Retry-After seconds"),
+    }
     ident = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
     page = [
         {"name": name, "in": "query", "required": False, "schema": {"type": "integer"}}

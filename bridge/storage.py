@@ -31,6 +31,9 @@ Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/e
     P:hist:<cid>        list    the conversation's last HISTORY_CAP delivery outcomes, compact
                                 `at|outcome|attempts|stream kind|event kind|event id` strings
                                 (bridge/stats.py), written by the ack/dead-letter scripts
+    P:fails:<scope>:<client address>
+                        string  failed credential attempts from one client in the current
+                                window (expires with the window; bridge/web/auth.py)
     P:webhook:<helpdesk>:<delivery id>
                         string  a verified helpdesk webhook delivery already rung (expires
                                 after WEBHOOK_MEMORY seconds): its retries ring nothing new
@@ -296,6 +299,14 @@ if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[3]) en
 return 1
 """
 
+# Count a failed attempt in a fixed window that starts with the first failure.
+# KEYS: counter; ARGV: window seconds. Returns the count so far.
+_FAIL = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
 # KEYS: lease; ARGV: token
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -456,6 +467,7 @@ class Store:
         self._defer = Script(client, _DEFER)
         self._dead_letter = Script(client, _DEAD_LETTER)
         self._release = Script(client, _RELEASE)
+        self._fail = Script(client, _FAIL)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -560,6 +572,19 @@ class Store:
 
     def conversation_for_ticket(self, ticket_id: str) -> str | None:
         return cast(str | None, self.redis.get(self.key("ticket", ticket_id)))
+
+    def failures(self, scope: str, client: str) -> tuple[int, int]:
+        """Failed attempts of `client` in its current window, and the window's seconds left."""
+        key = self.key("fails", scope, client)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.ttl(key)
+        count, ttl = pipe.execute()
+        return int(count or 0), max(int(ttl), 0)
+
+    def count_failure(self, scope: str, client: str, window: int) -> int:
+        """Record one failed attempt of `client`; returns the window's count."""
+        return int(self._fail(keys=[self.key("fails", scope, client)], args=[window]))
 
     def webhook_seen(self, helpdesk: str, delivery_id: str) -> bool:
         """Whether this webhook delivery was rung already (a retry, or a replay)."""

@@ -5,7 +5,7 @@ import pytest
 from bridge.config import Settings, redis_connections_needed
 from bridge.errors import ConfigError
 
-GOOD = {"BRIDGE_SECRET": "s" * 20}
+GOOD = {"BRIDGE_SECRET": "Kx3_9vQ-Lm2pZr8T"}
 
 
 def test_defaults() -> None:
@@ -86,3 +86,38 @@ def test_redis_connections_follow_the_process_settings() -> None:
     # app.json's settings for Heroku's smallest Redis plan (20 connections)
     assert redis_connections_needed({"WEB_CONCURRENCY": "1", "WORKER_CONCURRENCY": "4"}) == 20
     assert redis_connections_needed({"WEB_THREADS": "many"}) == 39  # unreadable: the default
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("a" * 40, "only 1 different"),
+        ("abababababababababab", "only 2 different"),
+        ("abcdefghabcdefghabcdefgh", "8-character pattern repeated"),
+        ("0123456789-0123456789-", "11-character pattern repeated"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "only 2 different"),
+        ("passwordpassword", "only 7 different"),
+    ],
+)
+def test_long_but_trivially_guessable_secrets_are_refused(value: str, why: str) -> None:
+    for name in ("BRIDGE_SECRET", "ADMIN_TOKEN"):
+        env = {**GOOD, name: value}
+        with pytest.raises(ConfigError) as info:
+            Settings.from_env(env)
+        [problem] = info.value.problems
+        assert problem.startswith(name) and why in problem and "guessable" in problem
+
+
+def test_generated_tokens_are_never_refused() -> None:
+    import secrets
+
+    for _ in range(2000):
+        token = secrets.token_urlsafe(24)
+        Settings.from_env({"BRIDGE_SECRET": token, "ADMIN_TOKEN": secrets.token_urlsafe(16)})
+
+
+def test_proxy_hops_is_a_count() -> None:
+    assert Settings.from_env(GOOD).proxy_hops == 0
+    assert Settings.from_env({**GOOD, "PROXY_HOPS": "1"}).proxy_hops == 1
+    with pytest.raises(ConfigError, match="PROXY_HOPS"):
+        Settings.from_env({**GOOD, "PROXY_HOPS": "-1"})
