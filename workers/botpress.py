@@ -18,19 +18,29 @@ ROUTES = {
 }
 
 
-def webhook_body(event: ev.Event) -> tuple[str, dict[str, Any]]:
-    """The route and exact JSON body Botpress expects for an agent-side event."""
+def agent_user_id(helpdesk: str, agent_id: str) -> str:
+    """The `remoteUserId` Botpress knows an agent by: stable, and in the agents' own namespace.
+
+    Botpress makes one user per distinct value, in the same namespace as the end users' ids
+    the bridge mints (`u_...`) and `BOT`: an agent named `BOT` or `u_xyz` in the helpdesk must
+    never be taken for the bot or that end user.
+    """
+    return f"agent:{helpdesk}:{agent_id}"
+
+
+def webhook_body(event: ev.Event, helpdesk: str) -> tuple[str, dict[str, Any]]:
+    """The route and exact JSON body Botpress expects for an agent-side event of `helpdesk`."""
     _, cid = ev.split_stream(event.stream)
     d = event.data
     if event.kind == ev.AGENT_MESSAGE:
         body = {
             "remoteConversationId": cid,
-            "remoteUserId": d["agent_id"],
+            "remoteUserId": agent_user_id(helpdesk, d["agent_id"]),
             "messageType": d["message_type"],
             "payload": d["payload"],
         }
     elif event.kind == ev.AGENT_ASSIGNED:
-        body = {"remoteConversationId": cid, "remoteUserId": d["agent_id"]}
+        body = {"remoteConversationId": cid, "remoteUserId": agent_user_id(helpdesk, d["agent_id"])}
     elif event.kind == ev.HITL_STOP:
         body = {"remoteConversationId": cid}
     else:
@@ -50,7 +60,7 @@ class Botpress:
         if not url:
             # Kept and retried: setting the variable and restarting delivers the backlog.
             raise TransientError("BOTPRESS_WEBHOOK_URL is not set", retry_after=60)
-        route, body = webhook_body(event)
+        route, body = webhook_body(event, self.settings.helpdesk)
         http.request(
             self.session,
             "POST",

@@ -62,12 +62,12 @@ def test_hand_off_goes_round(
 
     got = fake_botpress.wait_for(3)
     assert [(r["route"], r["body"]) for r in got] == [
-        ("agent-assigned", {"remoteConversationId": cid, "remoteUserId": "alice"}),
+        ("agent-assigned", {"remoteConversationId": cid, "remoteUserId": "agent:inbox:alice"}),
         (
             "message-from-agent",
             {
                 "remoteConversationId": cid,
-                "remoteUserId": "alice",
+                "remoteUserId": "agent:inbox:alice",
                 "messageType": "text",
                 "payload": {"text": "Sure, done."},
             },

@@ -96,7 +96,7 @@ def test_webhook_rings_and_replies_arrive_once_in_order(
         ("stop-hitl", None),
     ]
     assert all(r["body"]["remoteConversationId"] == cid for r in got)
-    assert got[0]["body"]["remoteUserId"] == str(alice)
+    assert got[0]["body"]["remoteUserId"] == f"agent:zendesk:{alice}"
     ring(zbridge, zendesk, tid)
     time.sleep(1.0)
     assert len(fake_botpress.received) == 4  # no duplicates, no echoes of our own comments
