@@ -103,6 +103,9 @@ class FakeZendesk:
         self.lock = threading.RLock()
         self.requests: list[Recorded] = []
         self.users: dict[int, Json] = {}
+        # Users the search index has not caught up with yet (Zendesk's search lags writes).
+        self.unindexed: set[int] = set()
+        self.identities: dict[int, list[Json]] = {}  # user id -> its secondary e-mails
         self.tickets: dict[int, Json] = {}
         self._comments: dict[int, list[Json]] = {}
         self.idempotency: dict[str, tuple[str, Json, float]] = {}
@@ -460,6 +463,10 @@ class FakeZendesk:
                 return _Reply(200, {"user": self.users[int(uid)]})
             case "POST", ["users", "create_or_update"]:
                 return self._create_or_update_user(self._json_body(headers, body))
+            case "GET", ["users", "search"]:
+                return self._search_users(q)
+            case "POST", ["users", uid, "identities"] if uid.isdigit():
+                return self._add_identity(int(uid), self._json_body(headers, body))
             case "POST", ["tickets"]:
                 return self._create_ticket(me, headers, body)
             case "GET", ["tickets"]:
@@ -563,9 +570,11 @@ class FakeZendesk:
         if not isinstance(u, dict):
             raise _Error(400, "InvalidEndpoint", "user is required")
         ext, email = u.get("external_id"), u.get("email")
+        # Identified by external id or by e-mail (any of the user's addresses), as documented:
+        # whoever matches is updated, whatever their role.
         for existing in self.users.values():
             same_ext = ext and str(existing.get("external_id") or "").lower() == str(ext).lower()
-            if same_ext or (email and existing.get("email") == email):
+            if same_ext or (email and str(email).lower() in self._emails(existing)):
                 existing.update({k: v for k, v in u.items() if k != "skip_verify_email"})
                 return _Reply(200, {"user": existing})
         if not str(u.get("name") or "").strip():
@@ -581,6 +590,68 @@ class FakeZendesk:
         }
         self.users[uid] = user
         return _Reply(201, {"user": user})
+
+    def _emails(self, user: Json) -> set[str]:
+        """Every e-mail address of a user, primary and secondary, lower-cased."""
+        found = {str(user.get("email") or "").lower()}
+        found |= {str(i["value"]).lower() for i in self.identities.get(user["id"], [])}
+        return found - {""}
+
+    def _search_users(self, q: dict[str, str]) -> _Reply:
+        """`query=email:<address>` matches any identity exactly; other text is a substring
+        of name or e-mail (Zendesk's search syntax, the part the bridge uses)."""
+        if "external_id" in q:
+            ext = q["external_id"].lower()
+            found = [
+                u for u in self.users.values() if str(u.get("external_id") or "").lower() == ext
+            ]
+        else:
+            query = q.get("query", "").strip()
+            if not query:
+                raise _Error(400, "InvalidSearch", "query is required")
+            field, sep, value = query.partition(":")
+            if sep and field == "email":
+                wanted = value.strip().strip('"').lower()
+                found = [u for u in self.users.values() if wanted in self._emails(u)]
+            else:
+                needle = query.lower()
+                found = [
+                    u
+                    for u in self.users.values()
+                    if needle in str(u.get("name") or "").lower()
+                    or any(needle in e for e in self._emails(u))
+                ]
+            found = [u for u in found if u["id"] not in self.unindexed]
+        return _Reply(
+            200, {"users": found, "next_page": None, "previous_page": None, "count": len(found)}
+        )
+
+    def _add_identity(self, uid: int, data: Json) -> _Reply:
+        user = self.users.get(uid)
+        if user is None:
+            raise _Error(404, "RecordNotFound", "Not found")
+        identity = data.get("identity")
+        if not isinstance(identity, dict) or identity.get("type") != "email":
+            raise _invalid("type", "Type is invalid")
+        value = str(identity.get("value") or "")
+        if "@" not in value:
+            raise _invalid("value", f"Value: {value} is not properly formatted")
+        for other in self.users.values():
+            if other["id"] != uid and value.lower() in self._emails(other):
+                raise _invalid("value", f"Value: {value} is already being used by another user")
+        entry = {
+            "id": self._event_id(),
+            "user_id": uid,
+            "type": "email",
+            "value": value,
+            "verified": False,
+            "primary": not user.get("email"),
+        }
+        if entry["primary"]:
+            user["email"] = value
+        else:
+            self.identities.setdefault(uid, []).append(entry)
+        return _Reply(201, {"identity": entry})
 
     def _ticket(self, tid: str) -> Json:
         if not tid.isdigit() or int(tid) not in self.tickets:

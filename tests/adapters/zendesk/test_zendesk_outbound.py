@@ -42,10 +42,19 @@ def test_upsert_user_creates_then_updates_the_same_end_user(
         "alice@example.com",
         "end-user",
     )
-    sent = fake.calls("POST", "/api/v2/users/create_or_update")[0].json["user"]
-    assert sent == {
+    first_sent, again_sent = (
+        r.json["user"] for r in fake.calls("POST", "/api/v2/users/create_or_update")
+    )
+    # Nobody held the address: the user is created by external_id alone, then given it.
+    assert first_sent == {"external_id": "u_alice", "name": "Alice"}
+    [identity] = fake.calls("POST", f"/api/v2/users/{first}/identities")
+    assert identity.json == {
+        "identity": {"type": "email", "value": "alice@example.com", "skip_verify_email": True}
+    }
+    # Then it is an end user's own: sent along, which Zendesk matches on.
+    assert again_sent == {
         "external_id": "u_alice",
-        "name": "Alice",
+        "name": "Alice B.",
         "email": "alice@example.com",
         "skip_verify_email": True,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -103,28 +104,83 @@ class ZendeskHelpdesk(Helpdesk):
 
     # -- Botpress -> Zendesk ------------------------------------------------------------
     def upsert_user(self, user: User, *, maybe_applied: bool) -> str:
-        # create_or_update is idempotent by external_id, so maybe_applied needs no check.
-        # No `role`: new users default to end-user, and sending it would demote an agent
-        # whose email happens to match.
+        """Create or update the end user, identified by the bridge's user id (external_id).
+
+        The e-mail is the end user's own word. Zendesk's create_or_update matches an existing
+        user by e-mail too, whatever their role: typed an agent's address, the chat would be
+        posted as that agent and the agent renamed. So the e-mail goes with the user only
+        when Zendesk says every account holding it is an end user's; when nobody holds it, it
+        is added to the user after creation, which Zendesk refuses (422) if someone took it
+        meanwhile (its search lags new accounts); when a non-end-user holds it, never.
+        """
+        # No `role`: new users default to end-user, and sending it would change a match's.
         fields: Json = {
             "external_id": user.id,
             "name": user.name.strip() or user.email.strip() or f"Botpress user {user.id}",
         }
-        if user.email.strip():
-            fields["email"] = user.email.strip()
-            fields["skip_verify_email"] = True
         if user.picture_url.strip():
             fields["remote_photo_url"] = user.picture_url.strip()
+        email = _email(user.email)
+        owners = self._email_owners(email) if email else None
+        if owners and all(role == "end-user" for role in owners):
+            fields["email"] = email
+            fields["skip_verify_email"] = True
+        elif owners:
+            log.warning(
+                "zendesk: the end user's e-mail belongs to a Zendesk %s account; the end user "
+                "is created without it",
+                "/".join(sorted({r for r in owners if r != "end-user"})),
+                extra={"user": user.id},
+            )
+        # create_or_update is idempotent by external_id, so maybe_applied needs no check.
         data = self.client.call(
             "POST",
             "/api/v2/users/create_or_update",
             what="Zendesk create_or_update user",
             body={"user": fields},
         )
-        uid = (data.get("user") or {}).get("id")
+        found = data.get("user") or {}
+        uid = found.get("id")
         if not isinstance(uid, int):
             raise PermanentError("Zendesk create_or_update user: no user id in the answer")
+        role = found.get("role")
+        if role not in (None, "end-user"):
+            # Only a race (promoted between the search and the update) gets here: never
+            # speak as that account.
+            raise PermanentError(
+                f"Zendesk matched end user {user.id} to user {uid}, whose role is {role!r}; "
+                "the bridge never posts as an agent"
+            )
+        if email and owners == [] and str(found.get("email") or "").lower() != email.lower():
+            self._add_email(str(uid), email, user.id)
         return str(uid)
+
+    def _email_owners(self, email: str) -> list[str]:
+        """The roles of the Zendesk users holding `email` (any of their identities)."""
+        data = self.client.call(
+            "GET",
+            "/api/v2/users/search",
+            what="Zendesk search users by e-mail",
+            params={"query": f"email:{email}"},
+        )
+        return [str(u.get("role") or "") for u in data.get("users") or [] if isinstance(u, dict)]
+
+    def _add_email(self, uid: str, email: str, bridge_user: str) -> None:
+        try:
+            self.client.call(
+                "POST",
+                f"/api/v2/users/{uid}/identities",
+                what="Zendesk add e-mail identity",
+                body={"identity": {"type": "email", "value": email, "skip_verify_email": True}},
+            )
+        except PermanentError as exc:
+            # Taken by another account since the search (or refused as malformed): the end
+            # user goes on without it, never merged into that account.
+            log.warning(
+                "zendesk: the end user's e-mail was not added (%s)",
+                exc.reason,
+                extra={"user": bridge_user},
+            )
 
     def create_ticket(
         self,
@@ -502,6 +558,16 @@ class ZendeskHelpdesk(Helpdesk):
                 if e.get("type") == "Comment" and isinstance(e.get("id"), int)
             ],
         )
+
+
+#: What the bridge passes to Zendesk as an e-mail: one address, no spaces, quotes or search
+#: syntax (it is written into a search query).
+_EMAIL = re.compile(r"[^@\s\"'(),:;<>\[\]\\]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z0-9-]{2,63}")
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    return value if _EMAIL.fullmatch(value) else ""
 
 
 def _users(data: Json) -> dict[str, Json]:
