@@ -89,7 +89,6 @@ class Env:
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "CELERY_BEAT_SCHEDULE": str(logs / "beat-schedule"),
         }
 
     def spawn(self, name: str, command: str | None = None, **extra: str) -> subprocess.Popen[bytes]:

@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from typing import Any
 
+from bridge.logs import gunicorn_config
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
@@ -18,6 +20,12 @@ timeout = 30
 keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
+# gunicorn's own lines (a bad request line prints the path, secret included) in the
+# bridge's redacting JSON format, like every line of every process.
+logconfig_dict = gunicorn_config(os.environ)
+# gunicorn 25.1+ listens on a control socket at a fixed per-user path ($HOME/.gunicorn):
+# instances on one host would share it. The bridge is driven by signals, never by gunicornc.
+control_socket_disable = True
 
 # Prometheus multiprocess mode: each gunicorn worker writes its counters to files in this
 # directory and /metrics adds them up, whichever worker answers the scrape. It must be in
@@ -31,7 +39,7 @@ def on_starting(server: Any) -> None:
     """Refuse to start on invalid configuration, one line per problem."""
     from workers.adapters import settings_or_exit
 
-    settings_or_exit()
+    settings_or_exit(json_lines=True)
     # Counters left by a previous run would be added to this one's.
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(metrics_dir, exist_ok=True)

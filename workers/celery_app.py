@@ -46,6 +46,11 @@ def make_celery(settings: Settings, *, poll_interval: float = 0.0) -> Celery:
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
         beat_schedule=_schedule(poll_interval),
+        # Beat's schedule lives in memory: every entry is an interval that may simply start
+        # over after a restart. The default keeps a pickle (shelve) file, at a fixed path in
+        # /tmp in our Procfile before: instances on one host collided on it, and any local
+        # user who created it first could have beat unpickle their code.
+        beat_scheduler="celery.beat:Scheduler",
     )
     if settings.redis_url.startswith("rediss://"):
         reqs = {

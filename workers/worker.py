@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 
+import celery.apps.worker
 import redis
-from celery.signals import task_prerun, worker_init, worker_shutting_down
+from celery.signals import setup_logging, task_prerun, worker_init, worker_shutting_down
 
+from bridge.logs import JsonFormatter, configure_root, secrets_of
 from bridge.logs import configure as configure_logging
-from bridge.logs import secrets_of
 from bridge.storage import Store
 from workers import adapters
 from workers.botpress import Botpress
@@ -21,8 +23,10 @@ from workers.retry import RetryPolicy
 from workers.tasks import register
 
 log = logging.getLogger("hitl.worker")
-settings = adapters.settings_or_exit()
+settings = adapters.settings_or_exit(json_lines=True)
 configure_logging(settings.log_level, redact=secrets_of(settings))
+# Before Celery starts (it warns about the user it runs as before it sets up logging).
+configure_root(settings.log_level, redact=secrets_of(settings))
 _probe = Store.from_settings(settings)
 app = make_celery(settings, poll_interval=adapters.load(settings, _probe).poll_interval)
 
@@ -40,6 +44,34 @@ def _context() -> Context:
 
 
 register(app, PerProcess(_context).get)
+
+
+def _celery_logging(loglevel: int | str | None = None, **_: object) -> None:
+    """Celery's, kombu's and every library's lines as the bridge's redacted JSON lines.
+
+    A receiver of this signal replaces Celery's own logging set-up altogether (and with it
+    the redirection of stdout into its loggers), in the worker and in beat alike.
+    """
+    configure_root(loglevel or settings.log_level, redact=secrets_of(settings))
+
+
+setup_logging.connect(_celery_logging, weak=False)
+_formatter = JsonFormatter(secrets_of(settings))
+
+
+def _say(msg: object, f: object = None) -> None:
+    """Celery's worker prints its shutdown notices from its signal handlers with
+    `celery.apps.worker.safe_say`, past logging: the same notices as JSON lines, written
+    with one unbuffered write (no logging lock taken inside a signal handler)."""
+    record = logging.LogRecord(
+        "celery.apps.worker", logging.WARNING, "", 0, str(msg).strip(), None, None
+    )
+    os.write(2, (_formatter.format(record) + "\n").encode())
+
+
+# Celery is capped below 6 (pyproject.toml); tests/security/test_process_logs.py fails if
+# a worker's shutdown prints anything but JSON again.
+celery.apps.worker.safe_say = _say
 
 
 def _announce_pumps(**_: object) -> None:

@@ -128,7 +128,7 @@ def test_polling_delivers_replies_without_any_webhook(
         [got] = fake_botpress.wait_for(1, timeout=30)
         assert got["body"] == {
             "remoteConversationId": cid,
-            "remoteUserId": str(bob),
+            "remoteUserId": f"agent:zendesk:{bob}",
             "messageType": "text",
             "payload": {"text": "Polled reply"},
         }

@@ -52,7 +52,6 @@ class Deployment:
             "PORT": str(self.port),
             # Loopback only, whatever the config file binds to.
             "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port}",
-            "CELERY_BEAT_SCHEDULE": str(log_dir / "beat-schedule"),
         }
         self.web: Process | None = None
         self.workers: list[Process] = []

@@ -27,18 +27,20 @@ def _up(url: str) -> bool:
 
 
 @pytest.fixture
-def start_web(bridge_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., str]]:
+def start_web(
+    bridge_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., tuple[str, Process]]]:
     """`start_web(**env)` runs the Procfile's `web` with `bridge_env` and `env`; returns its
-    base URL once it answers."""
+    base URL, once it answers, and the process."""
     started: list[Process] = []
 
-    def start(**env: str) -> str:
+    def start(**env: str) -> tuple[str, Process]:
         port = free_port()
         proc = Process("web", {**bridge_env, "PORT": str(port), **env}, tmp_path, str(port))
         started.append(proc)
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _up(url), timeout=30, what=f"web on {url}:\n{proc.output()[-2000:]}")
-        return url
+        return url, proc
 
     yield start
     for proc in started:

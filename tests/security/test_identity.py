@@ -113,7 +113,13 @@ def test_an_end_users_own_address_still_finds_their_account(
 
 @pytest.mark.parametrize(
     "email",
-    ["a@b.example role:admin", 'x"@corp.example', "a@b", "smith@corp.example,eve@x.example", "no-at-sign"],
+    [
+        "a@b.example role:admin",
+        'x"@corp.example',
+        "a@b",
+        "smith@corp.example,eve@x.example",
+        "no-at-sign",
+    ],
 )
 def test_an_address_that_is_not_one_address_is_left_out(
     zd: ZendeskHelpdesk, zendesk: FakeZendesk, email: str

@@ -25,6 +25,7 @@ from bridge.config import Settings
 from bridge.runtime import Runtime
 from bridge.storage import Conversation, Store
 from tests.conftest import ADMIN_TOKEN, SECRET, BridgeClient
+from tests.support.processes import Process
 from tests.unit.conftest import Published, json_of
 from workers.adapters.zendesk import ZendeskHelpdesk
 from workers.adapters.zendesk.webhook import INVOCATION, SIGNATURE, TIMESTAMP, sign
@@ -65,9 +66,9 @@ _BAD_CHUNKS = [b"ZZ\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n", b"-1\r\n{}\r\n0\
 @pytest.mark.integration
 @pytest.mark.parametrize("chunks", _BAD_CHUNKS, ids=["size", "terminator", "negative"])
 def test_a_malformed_chunked_body_is_a_400_on_every_route_that_reads_one(
-    start_web: Callable[..., str], chunks: bytes
+    start_web: Callable[..., tuple[str, Process]], chunks: bytes
 ) -> None:
-    base = start_web(**ZENDESK_ENV)
+    base, _ = start_web(**ZENDESK_ENV)
     for path in ("/webhooks/zendesk", f"/botpress/{SECRET}/botSendsMessage"):
         status, answer = exchange(base, _post(path, chunks, "Transfer-Encoding: chunked\r\n"))
         assert status == 400, (path, answer)
@@ -76,9 +77,9 @@ def test_a_malformed_chunked_body_is_a_400_on_every_route_that_reads_one(
 
 @pytest.mark.integration
 def test_a_body_shorter_than_its_content_length_is_refused_and_never_stored(
-    start_web: Callable[..., str], redis_url: str
+    start_web: Callable[..., tuple[str, Process]], redis_url: str
 ) -> None:
-    base = start_web()
+    base, _ = start_web()
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     bp = f"/botpress/{SECRET}"
     status, answer = exchange(

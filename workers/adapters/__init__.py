@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from bridge.errors import ConfigError
+from bridge.logs import problem_lines
 from workers.adapters.base import Helpdesk
 
 if TYPE_CHECKING:
@@ -54,13 +56,14 @@ def validated_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
-def settings_or_exit() -> Settings:
-    """For a process starting up: valid settings, or one line per problem and exit code 2."""
+def settings_or_exit(*, json_lines: bool = False) -> Settings:
+    """For a process starting up: valid settings, or one line per problem (JSON log lines
+    with `json_lines`, for the Procfile's processes) and exit code 2."""
     try:
         return validated_settings()
     except ConfigError as exc:
-        for line in exc.problems:
-            print(f"configuration error: {line}", file=sys.stderr)
+        for line in problem_lines(exc.problems, os.environ, as_json=json_lines):
+            print(line, file=sys.stderr)
         raise SystemExit(2) from None
 
 
