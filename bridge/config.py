@@ -68,6 +68,8 @@ class Settings:
     """Validated configuration; build it with `Settings.from_env`."""
 
     bridge_secret: str
+    # Accepted beside bridge_secret while Botpress moves to a new URL (docs/security.md).
+    bridge_secret_previous: str | None = None
     redis_url: str = DEFAULT_REDIS_URL
     # Heroku Redis uses a self-signed certificate: REDIS_SSL_CERT_REQS=none there.
     redis_ssl_cert_reqs: str = "required"
@@ -124,6 +126,15 @@ class Settings:
             )
         elif why := guessable(secret):
             problems.append(f"BRIDGE_SECRET {why}: it is trivially guessable; {SECRET_HOWTO}")
+        previous = env.get("BRIDGE_SECRET_PREVIOUS", "").strip() or None
+        if previous is not None:
+            if not SECRET_RE.match(previous) or guessable(previous):
+                problems.append(
+                    "BRIDGE_SECRET_PREVIOUS must be a secret BRIDGE_SECRET could have been "
+                    "(16+ URL-safe characters, not trivially guessable)"
+                )
+            elif previous == secret:
+                problems.append("BRIDGE_SECRET_PREVIOUS is the same as BRIDGE_SECRET: unset it")
 
         # Heroku exposes the TLS endpoint as REDIS_TLS_URL next to REDIS_URL.
         redis_url = (
@@ -174,6 +185,7 @@ class Settings:
 
         settings = cls(
             bridge_secret=secret,
+            bridge_secret_previous=previous,
             redis_url=redis_url,
             redis_ssl_cert_reqs=cert_reqs,
             botpress_webhook_url=webhook,

@@ -7,6 +7,7 @@ no authentication header: `https://bridge.example.com/botpress/<BRIDGE_SECRET>`.
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from typing import Any
 
@@ -15,12 +16,14 @@ from marshmallow import ValidationError
 
 from bridge import contract, ids, json_codec, metrics
 from bridge import events as ev
+from bridge.config import Settings
 from bridge.runtime import Runtime
 from bridge.storage import Conversation, NotFound, User
 from bridge.web import body, runtime
 from bridge.web.errors import error
 
 blueprint = Blueprint("botpress", __name__)
+log = logging.getLogger("hitl.web")
 
 _PROFILE_KEYS = {"role", "name", "pictureUrl", "email"}
 
@@ -29,7 +32,7 @@ _PROFILE_KEYS = {"role", "name", "pictureUrl", "email"}
 def ingress(secret: str, route: str) -> Any:
     rt = runtime()
     # Wrong secret: as if the route did not exist, before reading anything.
-    if not hmac.compare_digest(secret.encode(), rt.settings.bridge_secret.encode()):
+    if not secret_matches(secret.encode(), rt.settings):
         abort(404)
     if route not in contract.ROUTES:
         abort(404)
@@ -46,6 +49,28 @@ def ingress(secret: str, route: str) -> Any:
         return HANDLERS[route](rt, data)
     except NotFound as exc:
         return error(404, f"unknown {exc.what}", {exc.what: data.get(exc.what)})
+
+
+#: Seconds between two log lines about calls made with BRIDGE_SECRET_PREVIOUS.
+PREVIOUS_NOTE_EVERY = 60.0
+_previous_noted = 0.0
+
+
+def secret_matches(given: bytes, settings: Settings) -> bool:
+    """Whether `given` is BRIDGE_SECRET (or, while a rotation lasts, BRIDGE_SECRET_PREVIOUS);
+    compared in constant time. Calls still made with the previous secret are logged, at
+    most once a minute per process: when they stop, the rotation is over."""
+    global _previous_noted
+    if hmac.compare_digest(given, settings.bridge_secret.encode()):
+        return True
+    previous = settings.bridge_secret_previous
+    if previous is None or not hmac.compare_digest(given, previous.encode()):
+        return False
+    now = time.monotonic()
+    if now - _previous_noted >= PREVIOUS_NOTE_EVERY:
+        _previous_noted = now
+        log.warning("a Botpress call used BRIDGE_SECRET_PREVIOUS; the rotation is not over")
+    return True
 
 
 #: The body of `{"ok": true}` answers, serialised once.

@@ -15,7 +15,6 @@ tests/unit/test_lane.py holds the lane to the Flask route's answers and Redis wr
 
 from __future__ import annotations
 
-import hmac
 import io
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -48,15 +47,21 @@ class MessageLane:
     def __init__(self, app: WSGIApplication, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
-        self._path = f"/botpress/{runtime.settings.bridge_secret}/{ROUTE}".encode()
+        self._settings = runtime.settings
         self._max_body = runtime.settings.max_body_bytes
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if not (environ.get("REQUEST_METHOD") == "POST" and path.endswith(ROUTE)):
             return self.app(environ, start_response)
-        # The path holds the secret: compared in constant time, as the Flask route does.
-        if not hmac.compare_digest(path.encode("latin-1", "replace"), self._path):
+        # The path holds the secret: compared in constant time, by the Flask route's rule.
+        prefix, _, rest = path.partition("/botpress/")
+        secret, _, route = rest.rpartition("/")
+        if (
+            prefix
+            or route != ROUTE
+            or not botpress.secret_matches(secret.encode("latin-1", "replace"), self._settings)
+        ):
             return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH", "")
         # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
