@@ -10,19 +10,31 @@ ensure_redis_server() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 }
 
-# A virtualenv in .venv with the project installed (editable) plus the given extras;
-# reinstalled only when pyproject.toml changes.
+# A virtualenv in .venv with the locked dependencies, then the project itself (editable):
+# "." installs requirements.txt, ".[test]" requirements-test.txt (scripts/lock makes both).
+# Every distribution is checked against the lock's hashes; the project, a local path with no
+# published hash, is installed alone (--no-deps), built by the locked setuptools. Reinstalled
+# only when pyproject.toml or a lock changes.
 ensure_venv() {
   local spec="$1" python="${PYTHON:-python3}"
+  local extras="${spec//[^a-z]/}"
+  local lock="requirements${extras:+-$extras}.txt"
   if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "Python 3.11 or newer is required (found: $("$python" --version 2>&1))" >&2
     exit 1
   fi
+  if [ ! -f "$lock" ]; then
+    echo "$lock is missing: run scripts/lock" >&2
+    exit 1
+  fi
   [ -x .venv/bin/python ] || "$python" -m venv .venv
-  local stamp=".venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)-${spec//[^a-z]/}"
+  local sum
+  sum=$(cat pyproject.toml requirements-build.txt "$lock" | sha1sum | cut -c1-12)
+  local stamp=".venv/.installed-$sum-$extras"
   if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e "$spec"
+    .venv/bin/python -m pip install -q --require-hashes -r requirements-build.txt -r "$lock"
+    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
     touch "$stamp"
   fi
 }

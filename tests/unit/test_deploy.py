@@ -46,10 +46,19 @@ def test_app_json_runs_procfile_types_with_redis(procs: dict[str, str]) -> None:
     assert env["BOTPRESS_WEBHOOK_URL"]["required"] is True
     assert env["REDIS_SSL_CERT_REQS"]["value"] == "none"
     assert "HELPDESK" in env and "FLOWER_BASIC_AUTH" in env
-    # Post-deploy scripts run the installed console script.
-    assert '\nhitl-bridge = "bridge.cli:main"' in (ROOT / "pyproject.toml").read_text()
+    # Heroku installs requirements.txt, not the project: no console script, so post-deploy
+    # scripts run the CLI as a module from the checkout.
     for command in app["scripts"].values():
-        assert shlex.split(command)[0] == "hitl-bridge"
+        words = shlex.split(command)
+        assert words[:3] == ["python", "-m", "bridge.cli"], command
+        out = subprocess.run(
+            [sys.executable, "-m", words[2], "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert words[3] in out, out
 
 
 def test_compose_runs_each_procfile_type_from_the_one_image(procs: dict[str, str]) -> None:
@@ -68,9 +77,8 @@ def test_compose_runs_each_procfile_type_from_the_one_image(procs: dict[str, str
 def test_the_image_entrypoint_exists_and_execs_the_procfile_lines(procs: dict[str, str]) -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     stages = re.findall(r"^FROM (\S+)", dockerfile, re.M)
-    assert stages and all(
-        s == "python:3.11-slim" or s.startswith("python:3.11-slim") for s in stages
-    )
+    # tests/unit/test_lock.py holds them to one patch release.
+    assert stages and all(re.fullmatch(r"python:3\.11\.\d+-slim-\w+", s) for s in stages)
     final = dockerfile.rsplit("\nFROM ", 1)[1]
     assert re.search(r"^USER (?!root)\w+", final, re.M), "the image must not run as root"
     assert not re.search(r"apt-get install|build-essential|gcc", final)
