@@ -38,3 +38,20 @@ ensure_venv() {
     touch "$stamp"
   fi
 }
+
+# scripts/dev's state folder: generated secrets (kept from one run to the next, so Botpress's
+# URL keeps working) in $1/env, and Redis's data in $1/redis. They are this user's alone:
+# created private, and made private again should an older run have left them readable.
+ensure_private_state() {
+  local state="$1" python="$2"
+  (umask 077 && mkdir -p "$state/redis")
+  chmod 700 "$state" "$state/redis"
+  if [ ! -f "$state/env" ]; then
+    (umask 077 && "$python" - > "$state/env") <<'PY'
+import secrets
+print(f"BRIDGE_SECRET={secrets.token_urlsafe(24)}")
+print(f"ADMIN_TOKEN={secrets.token_urlsafe(24)}")
+PY
+  fi
+  chmod 600 "$state/env"
+}

@@ -4,6 +4,9 @@ plant or share, and the secrets scripts/dev generates stay private."""
 from __future__ import annotations
 
 import importlib
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from celery.beat import PersistentScheduler
@@ -33,3 +36,37 @@ def test_gunicorn_opens_no_control_socket() -> None:
 def test_the_image_never_holds_scripts_devs_secrets() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".hitl-bridge" in ignored
+
+
+def _state(tmp: Path, *, umask: str = "022") -> subprocess.CompletedProcess[str]:
+    script = (
+        f'umask {umask}; . "{ROOT}/scripts/lib.sh"; ensure_private_state state "{sys.executable}"'
+    )
+    return subprocess.run(["bash", "-c", script], cwd=tmp, capture_output=True, text=True)
+
+
+def test_scripts_dev_keeps_its_secrets_private(tmp_path: Path) -> None:
+    assert _state(tmp_path).returncode == 0
+    state = tmp_path / "state"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE((state / "redis").stat().st_mode) == 0o700
+    env = state / "env"
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    values = dict(line.split("=", 1) for line in env.read_text().split())
+    assert set(values) == {"BRIDGE_SECRET", "ADMIN_TOKEN"}
+    # Kept from one run to the next (Botpress's URL keeps working).
+    assert _state(tmp_path).returncode == 0 and env.read_text().split() == [
+        f"{k}={v}" for k, v in values.items()
+    ]
+
+
+def test_an_older_world_readable_state_is_made_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "redis").mkdir(parents=True)
+    (state / "env").write_text("BRIDGE_SECRET=old-secret-0123456789abc\n")
+    for path, mode in ((state, 0o755), (state / "redis", 0o777), (state / "env", 0o644)):
+        path.chmod(mode)
+    assert _state(tmp_path, umask="000").returncode == 0
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE((state / "env").stat().st_mode) == 0o600
+    assert (state / "env").read_text() == "BRIDGE_SECRET=old-secret-0123456789abc\n"
