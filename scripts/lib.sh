@@ -10,6 +10,22 @@ ensure_redis_server() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 }
 
+# nginx (the buffering proxy of deploy/nginx.conf, run by tests/security) and envsubst (which
+# renders that template) from Debian's packages when missing. Debian's nginx lives in
+# /usr/sbin, which a non-root PATH may lack, hence the second look. Under systemd the package
+# also starts its stock site on port 80; the tests never use it (systemctl disable --now nginx).
+ensure_nginx() {
+  local packages=()
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages+=(nginx)
+  command -v envsubst >/dev/null 2>&1 || packages+=(gettext-base)
+  [ ${#packages[@]} -eq 0 ] && return 0
+  echo "${packages[*]} missing: installing with apt-get" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
+}
+
 # A virtualenv in .venv with the locked dependencies, then the project itself (editable):
 # "." installs requirements.txt, ".[test]" requirements-test.txt (scripts/lock makes both).
 # Every distribution is checked against the lock's hashes; the project, a local path with no

@@ -14,12 +14,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from bridge import procfile
+from bridge.config import Settings
 from tests.conftest import SECRET
+from tests.support.nginx import TEMPLATE, VARIABLES, render
 from workers.flower import auth_problems
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,16 +65,77 @@ def test_app_json_runs_procfile_types_with_redis(procs: dict[str, str]) -> None:
 
 
 def test_compose_runs_each_procfile_type_from_the_one_image(procs: dict[str, str]) -> None:
-    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
-    services = compose["services"]
-    bridge = {n: s for n, s in services.items() if n != "redis"}
+    services = compose()["services"]
+    bridge = {n: s for n, s in services.items() if n not in ("redis", "nginx")}
     assert {n: s["command"] for n, s in bridge.items()} == {t: [t] for t in TYPES}
     assert {s["build"]["dockerfile"] for s in bridge.values()} == {"deploy/Dockerfile"}
     assert len({s["image"] for s in bridge.values()}) == 1
     redis_cmd = services["redis"]["command"]
     assert "--appendonly" in redis_cmd and "noeviction" in redis_cmd
     assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
-    assert "redis-data" in compose["volumes"]
+    assert "redis-data" in compose()["volumes"]
+
+
+def compose() -> Any:
+    return yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+
+
+def test_only_nginx_publishes_a_port() -> None:
+    services = compose()["services"]
+    assert {n for n, s in services.items() if s.get("ports")} == {"nginx"}
+    nginx = services["nginx"]
+    [published] = nginx["ports"]
+    # The host's port goes to the one nginx listens on, which proxies to web's PORT.
+    assert published.rsplit(":", 1)[1] == nginx["environment"]["PORT"]
+    host, port = nginx["environment"]["UPSTREAM"].split(":")
+    assert host == "web" and port == services["web"]["environment"]["PORT"]
+    assert nginx["depends_on"]["web"]["condition"] == "service_healthy"
+    # Flower is never started with the rest nor published (docs/operating.md, "Flower").
+    assert services["flower"]["profiles"] == ["flower"]
+
+
+def test_compose_renders_the_nginx_template_with_the_official_image() -> None:
+    nginx = compose()["services"]["nginx"]
+    # The official image, pinned to a patch release.
+    assert re.fullmatch(r"nginx:\d+\.\d+\.\d+(-alpine)?", nginx["image"])
+    assert "./nginx.conf:/etc/nginx/templates/nginx.conf.template:ro" in nginx["volumes"]
+    env = nginx["environment"]
+    # The template is the whole nginx.conf, not a conf.d snippet.
+    assert env["NGINX_ENVSUBST_OUTPUT_DIR"] == "/etc/nginx"
+    # Compose reads "$$" as "$"; the image's envsubst then replaces only these two names.
+    pattern = re.compile(env["NGINX_ENVSUBST_FILTER"].replace("$$", "$"))
+    names = {"PORT", "UPSTREAM", "HOME", "HOSTNAME", "PATH", "NGINX_VERSION"}
+    assert {n for n in names if pattern.search(n)} == set(VARIABLES)
+
+
+def test_the_nginx_template_renders_with_envsubst() -> None:
+    template = TEMPLATE.read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", template)) == set(VARIABLES)
+    rendered = render(8080, "web:8000")
+    assert "${" not in rendered
+    assert re.search(r"^\s*listen 8080 default_server;", rendered, re.M)
+    assert re.search(r"^\s*server web:8000;", rendered, re.M)
+    # nginx's own variables survive the rendering.
+    nginx_vars = set(re.findall(r"\$[a-z_0-9]+", template))
+    assert {"$uri", "$remote_addr", "$hitl_log_path", "$status"} <= nginx_vars
+    assert nginx_vars == set(re.findall(r"\$[a-z_0-9]+", rendered))
+    # The image and the tests pass these on the command line: in the file they would clash.
+    assert not re.search(r"^\s*(daemon|user)\s", rendered, re.M)
+
+    def directive(name: str) -> str:
+        [value] = re.findall(rf"^\s*{name}\s+([^;]+);", rendered, re.M)
+        return str(value)
+
+    # The bridge's own limit (1 MiB): nginx refuses nothing the bridge would take.
+    assert directive("client_max_body_size") == "1m"
+    assert Settings(bridge_secret=SECRET).max_body_bytes == 1024 * 1024
+    for timeout in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert 0 < int(directive(timeout).removesuffix("s")) <= 15
+    assert directive("proxy_request_buffering") == "on"
+    assert directive("proxy_buffering") == "on"
+    assert directive("server_tokens") == "off"
+    assert "$request_uri" not in rendered and "$request " not in rendered
+    assert re.search(r"^\s*access_log \S+ hitl_json;", rendered, re.M)
 
 
 def test_the_image_entrypoint_exists_and_execs_the_procfile_lines(procs: dict[str, str]) -> None:
