@@ -472,4 +472,4 @@ class Fetcher:
             conn.sock.settimeout(self._timeout(end))
 
     def _too_late(self) -> FetchFailed:
-        return FetchFailed(f"the deadline passed ({self.policy.deadline:g}s a delivery)")
+        return FetchFailed(f"over the deadline ({self.policy.deadline:g} s for a delivery's files)")
