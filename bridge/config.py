@@ -6,10 +6,11 @@ their problems through `Helpdesk.config_problems`, so start-up can list every pr
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlparse
 
 from bridge.errors import ConfigError
@@ -63,6 +64,98 @@ def redis_connections_needed(environ: Mapping[str, str]) -> int:
     return web + n("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY) + 7 + 2
 
 
+# -- FETCH_*: downloads of URLs that came from chat messages (bridge/fetcher.py) -----------
+DEFAULT_FETCH_DEADLINE = 20.0
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_ALLOW_ENTRY_RE = re.compile(r"\[([0-9a-f:.]+)\](?::(\d{1,5}))?|([^:\[\]]+)(?::(\d{1,5}))?")
+
+
+@dataclass(frozen=True)
+class AllowedHost:
+    """One FETCH_ALLOW_HOSTS entry: a host (lower case, IPv6 without brackets) and the one
+    port it may be fetched on (None: the usual port of the URL's scheme)."""
+
+    host: str
+    port: int | None = None
+
+
+def parse_allow_hosts(raw: str) -> tuple[tuple[AllowedHost, ...], list[str]]:
+    """Comma-separated `host[:port]` entries (IPv6 literals in brackets); one problem
+    line per entry that is not one."""
+    entries: list[AllowedHost] = []
+    problems: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        entry = _allowed_host(item.lower())
+        if entry is None:
+            problems.append(
+                f"FETCH_ALLOW_HOSTS entry {item!r} is not host or host:port "
+                "(IPv6 addresses in brackets, ports from 1 to 65535)"
+            )
+        else:
+            entries.append(entry)
+    return tuple(entries), problems
+
+
+def _allowed_host(item: str) -> AllowedHost | None:
+    m = _ALLOW_ENTRY_RE.fullmatch(item)
+    if m is None:
+        return None
+    v6, v6_port, name, name_port = m.groups()
+    port = int(v6_port or name_port) if (v6_port or name_port) else None
+    if port is not None and not 1 <= port <= 65535:
+        return None
+    # Addresses in canonical form, so that `[::1]` also matches `[0:0::1]` in a URL.
+    try:
+        if v6 is not None:
+            return AllowedHost(str(ipaddress.IPv6Address(v6)), port)
+        return AllowedHost(str(ipaddress.IPv4Address(name)), port)
+    except ValueError:
+        pass
+    return AllowedHost(name, port) if v6 is None and _HOST_RE.fullmatch(name) else None
+
+
+def _with_fetch_settings(
+    settings: Settings,
+    env: Mapping[str, str],
+    number: Callable[[str, float, float], float],
+    problems: list[str],
+) -> Settings:
+    allow, bad = parse_allow_hosts(env.get("FETCH_ALLOW_HOSTS", ""))
+    problems += bad
+    # A delivery's downloads happen under its lease, next to its helpdesk calls.
+    room = settings.lease_seconds - 2 * settings.http_timeout
+    if env.get("FETCH_DEADLINE_SECONDS", "").strip():
+        deadline = number("FETCH_DEADLINE_SECONDS", DEFAULT_FETCH_DEADLINE, 0.1)
+        if not deadline < room:  # NaN too
+            problems.append(
+                f"FETCH_DEADLINE_SECONDS must be shorter than LEASE_SECONDS minus twice "
+                f"HTTP_TIMEOUT_SECONDS ({room:g}s), so a delivery with its downloads fits "
+                "in its lease"
+            )
+    else:
+        # Unset, it fits the lease by itself (the tests' short leases; a long HTTP timeout).
+        deadline = min(DEFAULT_FETCH_DEADLINE, max(0.1, 0.8 * room))
+    try:
+        workers = int(env.get("WORKER_CONCURRENCY", "") or DEFAULT_WORKER_CONCURRENCY)
+    except ValueError:
+        workers = DEFAULT_WORKER_CONCURRENCY  # reported by PUMPS' check
+    concurrency = max(1, workers // 4)
+    if raw := env.get("FETCH_CONCURRENCY", "").strip():
+        if raw.isdigit() and int(raw) >= 1:
+            concurrency = int(raw)
+        else:
+            problems.append(f"FETCH_CONCURRENCY={raw!r} must be a whole number, at least 1")
+    return replace(
+        settings,
+        fetch_allow_hosts=allow,
+        fetch_deadline=deadline,
+        fetch_concurrency=concurrency,
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated configuration; build it with `Settings.from_env`."""
@@ -95,6 +188,11 @@ class Settings:
     proxy_hops: int = 0
     max_body_bytes: int = 1024 * 1024
     log_level: str = "INFO"
+    # URLs from chat messages (bridge/fetcher.py): hosts that may be private, the
+    # wall-clock deadline of one delivery's downloads, downloads in flight per process.
+    fetch_allow_hosts: tuple[AllowedHost, ...] = ()
+    fetch_deadline: float = DEFAULT_FETCH_DEADLINE
+    fetch_concurrency: int = max(1, DEFAULT_WORKER_CONCURRENCY // 4)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -212,6 +310,7 @@ class Settings:
                 "LEASE_SECONDS must be more than twice HTTP_TIMEOUT_SECONDS "
                 "(a conversation's lease must outlive its slowest call)"
             )
+        settings = _with_fetch_settings(settings, env, number, problems)
         if problems:
             raise ConfigError(problems)
         return settings

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import fakeredis
 import pytest
@@ -51,9 +52,11 @@ def store() -> Store:
 
 
 @pytest.fixture
-def make_settings(fake: FakeZendesk) -> Callable[..., Settings]:
+def make_settings(fake: FakeZendesk, files: FileServer) -> Callable[..., Settings]:
     def build(**env: str) -> Settings:
         base = {
+            # The local file server is private (127.0.0.1): downloads need it allow-listed.
+            "FETCH_ALLOW_HOSTS": urlsplit(files.url).netloc,
             "BRIDGE_SECRET": "test-secret-0123456789",
             "HELPDESK": "zendesk",
             "HTTP_TIMEOUT_SECONDS": "5",

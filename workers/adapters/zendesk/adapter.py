@@ -9,14 +9,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlparse
-
-import requests
 
 from bridge.config import Settings
 from bridge.errors import DeliveryError, PermanentError, TransientError
+from bridge.fetcher import Fetcher, FetchError, FetchPolicy, loggable
 from bridge.storage import Conversation, Store, User
-from workers import http
 from workers.adapters.base import (
     AgentAssigned,
     AgentMessage,
@@ -66,13 +63,15 @@ class ZendeskHelpdesk(Helpdesk):
         *,
         client: ZendeskClient | None = None,
         clock: Callable[[], float] = time.time,
+        fetcher: Fetcher | None = None,
     ) -> None:
         super().__init__(settings, store)
         self.config = ZendeskConfig.from_environ(settings.environ)
         self.client = client or ZendeskClient(self.config, timeout=settings.http_timeout)
         self.state = AdapterState(store)
-        # Files are fetched without Zendesk's credentials: they live on third-party hosts.
-        self.downloads = http.session()
+        # Files named in messages, fetched by the one SSRF-safe fetcher. One per adapter,
+        # so per worker process: its bound on downloads in flight keeps pumps free.
+        self.fetcher = fetcher or Fetcher(FetchPolicy.from_settings(settings))
         self.clock = clock
         self._me = ""
 
@@ -316,8 +315,10 @@ class ZendeskHelpdesk(Helpdesk):
         """Upload each file; returns the upload tokens and the indexes that fell back to links."""
         token = ""
         failed: set[int] = set()
+        # One budget for all of them: the delivery must end well within its lease.
+        deadline = time.monotonic() + self.fetcher.policy.deadline
         for i, ref in enumerate(files):
-            got = self._download(ref)
+            got = self._download(ref, deadline)
             if got is None:
                 failed.add(i)
                 continue
@@ -343,32 +344,22 @@ class ZendeskHelpdesk(Helpdesk):
                 failed.add(i)
         return ([token] if token else []), failed
 
-    def _download(self, ref: render.FileRef) -> tuple[bytes, str] | None:
-        limit = self.config.max_attachment_bytes
-        if urlparse(ref.url).scheme not in ("http", "https"):
-            return None
+    def _download(self, ref: render.FileRef, deadline: float) -> tuple[bytes, str] | None:
+        """The file's bytes and content type; None (link it instead) when not fetched."""
         try:
-            with self.downloads.get(ref.url, stream=True, timeout=self.settings.http_timeout) as r:
-                if r.status_code != 200:
-                    log.warning("zendesk: download of %s: HTTP %s", ref.name, r.status_code)
-                    return None
-                declared = r.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > limit:
-                    log.warning("zendesk: %s is over %d bytes; linking it", ref.name, limit)
-                    return None
-                buf = bytearray()
-                for chunk in r.iter_content(64 * 1024):
-                    buf += chunk
-                    if len(buf) > limit:
-                        log.warning("zendesk: %s is over %d bytes; linking it", ref.name, limit)
-                        return None
-                content_type = r.headers.get("Content-Type", "").split(";")[0].strip()
-        except requests.RequestException as exc:
-            log.warning("zendesk: download of %s failed (%s)", ref.name, type(exc).__name__)
+            got = self.fetcher.fetch(
+                ref.url, deadline=deadline, max_bytes=self.config.max_attachment_bytes
+            )
+        except FetchError as exc:
+            # Never the query string: a chat message's URL may carry a token in it.
+            log.warning(
+                "zendesk: %s not attached (%s); linking %s", ref.name, exc.reason, loggable(ref.url)
+            )
             return None
+        content_type = got.content_type
         if not content_type or content_type == "application/octet-stream":
             content_type = mimetypes.guess_type(ref.name)[0] or "application/octet-stream"
-        return bytes(buf), content_type
+        return got.content, content_type
 
     def close_ticket(self, conv: Conversation, *, event_id: str, maybe_applied: bool) -> None:
         tid = self._ticket_id(conv)
