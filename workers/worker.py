@@ -9,7 +9,13 @@ import threading
 
 import celery.apps.worker
 import redis
-from celery.signals import setup_logging, task_prerun, worker_init, worker_shutting_down
+from celery.signals import (
+    beat_init,
+    setup_logging,
+    task_prerun,
+    worker_init,
+    worker_shutting_down,
+)
 
 from bridge.logs import JsonFormatter, configure_root, secrets_of
 from bridge.logs import configure as configure_logging
@@ -85,6 +91,15 @@ def _announce_pumps(**_: object) -> None:
 
 
 worker_init.connect(_announce_pumps, weak=False)
+
+
+def _beat_started(sender: object = None, **_: object) -> None:
+    """Beat logs from WARNING up (its every-second sends would flood INFO): this one line
+    says it runs, and what it schedules."""
+    log.info("beat started", extra={"schedule": sorted(app.conf.beat_schedule)})
+
+
+beat_init.connect(_beat_started, weak=False)
 
 
 def _stop_gently_on_sigterm(**_: object) -> None:

@@ -87,8 +87,7 @@ class Deployment:
 
     def start_beat(self) -> Process:
         self.beat = Process("beat", self.env, self.log_dir, self._tag("beat"))
-        # The banner ends with maxinterval; beat logs at WARNING, so nothing follows it.
-        self.beat.wait_for("maxinterval", timeout=30)
+        self.beat.wait_for('"beat started"', timeout=30)
         return self.beat
 
     def start(self, workers: int = 2) -> Deployment:

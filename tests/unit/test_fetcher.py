@@ -31,7 +31,7 @@ from bridge.fetcher import (
 )
 from tests.support.file_hosts import FileHost, Route
 
-GOOD = {"BRIDGE_SECRET": "s" * 20}
+GOOD = {"BRIDGE_SECRET": "Kx3_9vQ-Lm2pZr8T"}
 
 
 @pytest.fixture
