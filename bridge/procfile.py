@@ -13,23 +13,46 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The Procfile's lines, for a bridge installed as a package (`pip install` puts no Procfile
+#: beside it): `hitl-bridge dev` then runs these. tests/unit/test_deploy.py holds them equal
+#: to the checkout's Procfile, which platforms read.
+INSTALLED = {
+    "web": "gunicorn --config python:bridge.gunicorn_conf bridge.wsgi:app",
+    "worker": "celery -A workers.worker --quiet worker --loglevel=INFO --queues=hitl "
+    "--pool=${WORKER_POOL:-threads} --concurrency=${WORKER_CONCURRENCY:-16} "
+    "--without-gossip --without-mingle",
+    "beat": "celery -A workers.worker --quiet beat --loglevel=WARNING",
+    "flower": "python -m workers.flower",
+}
 
 
-def read(path: Path | None = None) -> dict[str, str]:
-    """Process type -> command, in file order."""
+def home() -> Path:
+    """Where the processes run: the checkout, or the current folder for an installed package."""
+    return ROOT if (ROOT / "Procfile").is_file() else Path.cwd()
+
+
+def parse(text: str) -> dict[str, str]:
+    """Process type -> command, in order."""
     commands: dict[str, str] = {}
-    for line in (path or ROOT / "Procfile").read_text().splitlines():
+    for line in text.splitlines():
         name, sep, command = line.partition(":")
         if sep and name.strip() and not line.lstrip().startswith("#"):
             commands[name.strip()] = command.strip()
     return commands
 
 
+def read(path: Path | None = None) -> dict[str, str]:
+    """The commands of the Procfile at `path`, else the checkout's, else INSTALLED."""
+    path = path or ROOT / "Procfile"
+    return parse(path.read_text()) if path.is_file() else dict(INSTALLED)
+
+
 def spawn(
-    name: str, env: Mapping[str, str], *, cwd: Path = ROOT, **popen: object
+    name: str, env: Mapping[str, str], *, cwd: Path | None = None, **popen: object
 ) -> subprocess.Popen[bytes]:
     """Start one Procfile process in its own process group (so it can be signalled whole)."""
-    command = read(cwd / "Procfile")[name]
+    cwd = cwd or home()
+    command = read(cwd / "Procfile" if (cwd / "Procfile").is_file() else None)[name]
     proc: subprocess.Popen[bytes] = subprocess.Popen(
         ["bash", "-c", f"exec {command}"],
         cwd=cwd,

@@ -71,3 +71,12 @@ PY
   fi
   chmod 600 "$state/env"
 }
+
+# Sets NAME=VALUE in the env file FILE (replacing an earlier NAME line), keeping it private.
+set_env_line() {
+  local file="$1" name="$2" value="$3"
+  (umask 077 && grep -v "^$name=" "$file" > "$file.new" || true)
+  echo "$name=$value" >> "$file.new"
+  chmod 600 "$file.new"
+  mv "$file.new" "$file"
+}

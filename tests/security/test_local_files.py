@@ -71,3 +71,17 @@ def test_an_older_world_readable_state_is_made_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert stat.S_IMODE((state / "env").stat().st_mode) == 0o600
     assert (state / "env").read_text() == "BRIDGE_SECRET=old-secret-0123456789abc\n"
+
+
+def test_the_dev_env_file_says_where_this_runs_redis_is(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    env.write_text("BRIDGE_SECRET=s\nREDIS_URL=redis://127.0.0.1:1111/0\nADMIN_TOKEN=a\n")
+    env.chmod(0o600)
+    script = f'. "{ROOT}/scripts/lib.sh"; set_env_line env REDIS_URL redis://127.0.0.1:2222/0'
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True)
+    assert env.read_text().split() == [
+        "BRIDGE_SECRET=s",
+        "ADMIN_TOKEN=a",
+        "REDIS_URL=redis://127.0.0.1:2222/0",
+    ]
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600

@@ -187,3 +187,21 @@ def test_flower_refuses_to_run_open() -> None:
     assert auth_problems({"FLOWER_BASIC_AUTH": "ops"})
     assert auth_problems({"FLOWER_BASIC_AUTH": "ops:short"})
     assert auth_problems({"FLOWER_BASIC_AUTH": "ops:long-enough-pass"}) == []
+
+
+def test_an_installed_bridge_runs_the_procfiles_processes(
+    procs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pip puts no Procfile beside the package: `hitl-bridge dev` runs the same lines anyway,
+    # from the current folder.
+    assert procs == procfile.INSTALLED
+    monkeypatch.setattr(procfile, "ROOT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    assert procfile.home() == tmp_path and procfile.read() == procs
+    out = tmp_path / "out"
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    (tmp_path / "gunicorn").write_text('#!/bin/sh\necho "$PWD $*"\n')
+    (tmp_path / "gunicorn").chmod(0o755)
+    with out.open("wb") as fh:
+        assert procfile.spawn("web", env, stdout=fh).wait(10) == 0
+    assert out.read_text().split() == [str(tmp_path), *procs["web"].split()[1:]]
