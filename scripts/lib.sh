@@ -1,13 +1,17 @@
 # Shared set-up steps for scripts/dev and scripts/test (sourced, not run).
 
-# redis-server from Debian's packages when the machine has none.
-ensure_redis_server() {
-  command -v redis-server >/dev/null 2>&1 && return 0
-  echo "redis-server is missing: installing it with apt-get" >&2
+# Debian packages, installed with apt-get (as root, or through sudo).
+apt_install() {
+  echo "$* missing: installing with apt-get" >&2
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+# redis-server from Debian's packages when the machine has none.
+ensure_redis_server() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 }
 
 # nginx (the buffering proxy of deploy/nginx.conf, run by tests/security) and envsubst (which
@@ -18,12 +22,15 @@ ensure_nginx() {
   local packages=()
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages+=(nginx)
   command -v envsubst >/dev/null 2>&1 || packages+=(gettext-base)
-  [ ${#packages[@]} -eq 0 ] && return 0
-  echo "${packages[*]} missing: installing with apt-get" >&2
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
+  [ ${#packages[@]} -eq 0 ] || apt_install "${packages[@]}"
+}
+
+# curl and jq, which the README's walkthrough uses (tests/integration/test_readme.py runs it).
+ensure_cli_tools() {
+  local packages=()
+  command -v curl >/dev/null 2>&1 || packages+=(curl)
+  command -v jq >/dev/null 2>&1 || packages+=(jq)
+  [ ${#packages[@]} -eq 0 ] || apt_install "${packages[@]}"
 }
 
 # A virtualenv in .venv with the locked dependencies, then the project itself (editable):
