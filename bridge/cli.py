@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -109,6 +110,53 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     rt.ring(args.id)
     print("ok")
     return 0
+
+
+# -- agents -----------------------------------------------------------------------------
+def _new_password(args: argparse.Namespace) -> str:
+    """The password from standard input (`--password-stdin`: its first line), else typed
+    twice at a prompt that does not echo it."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    """The inbox's agents, who sign in to its console: add, list, remove, password."""
+    from workers.adapters.inbox import InboxHelpdesk
+    from workers.adapters.inbox.agents import AgentError, Agents
+
+    rt = _runtime(args)
+    if not isinstance(rt.helpdesk, InboxHelpdesk):
+        print(f"HELPDESK is {rt.settings.helpdesk!r}; agents belong to HELPDESK=inbox")
+        return 2
+    agents = Agents(rt.store)
+    try:
+        if args.action == "list":
+            for agent in agents.list():
+                when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(agent.created))
+                print(f"{agent.name}  (since {when} UTC)")
+            return 0
+        if args.action == "remove":
+            if not agents.remove(args.name):
+                print(f"no agent {args.name}")
+                return 1
+            print(f"removed {args.name}")
+            return 0
+        password = _new_password(args)
+        if args.action == "add":
+            agents.add(args.name, password)
+            print(f"added {args.name}")
+        else:
+            agents.set_password(args.name, password)
+            print(f"new password for {args.name}")
+        return 0
+    except (AgentError, ValueError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
 
 
 # -- dead letters -----------------------------------------------------------------------
@@ -222,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     close.add_argument("id")
     close.add_argument("--agent", default="agent")
     inbox.set_defaults(func=cmd_inbox)
+
+    agents = sub.add_parser("agents", help="the inbox's agents: add, list, remove, password")
+    asub = agents.add_subparsers(dest="action", required=True)
+    asub.add_parser("list", help="list agents")
+    asub.add_parser("remove", help="remove an agent").add_argument("name")
+    for action, what in (("add", "add an agent"), ("password", "set an agent's password")):
+        cmd = asub.add_parser(action, help=what)
+        cmd.add_argument("name")
+        cmd.add_argument(
+            "--password-stdin", action="store_true", help="read the password from stdin"
+        )
+    agents.set_defaults(func=cmd_agents)
 
     dlq = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
     dsub = dlq.add_subparsers(dest="action", required=True)

@@ -6,6 +6,7 @@ Its keys (under `P:adapter:inbox:`, see bridge/storage.py):
     log:<tid>      list   the ticket's timeline, oldest first (JSON entries, see `_entry`)
     tickets        zset   ticket ids by creation time
     users          hash   bridge user id -> JSON profile
+    agents         hash   agent name -> password hash and version (agents.py)
 
 A ticket's id is its conversation id. Entries written for Botpress carry the event id,
 which makes every write idempotent; agent entries are what `changes_since` reports.
