@@ -75,12 +75,23 @@ def _connections(store: Store, settings: Settings) -> str:
 
 
 # -- inbox ------------------------------------------------------------------------------
-def cmd_inbox(args: argparse.Namespace) -> int:
+def _inbox_runtime(args: argparse.Namespace) -> Any:
+    """The runtime when HELPDESK=inbox (the inbox and agents commands need it), else None,
+    having said so."""
     from workers.adapters.inbox import InboxHelpdesk
 
     rt = _runtime(args)
     if not isinstance(rt.helpdesk, InboxHelpdesk):
-        print(f"HELPDESK is {rt.settings.helpdesk!r}; the inbox commands need HELPDESK=inbox")
+        print(
+            f"HELPDESK is {rt.settings.helpdesk!r}; the {args.command} commands need HELPDESK=inbox"
+        )
+        return None
+    return rt
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    rt = _inbox_runtime(args)
+    if rt is None:
         return 2
     inbox = rt.helpdesk
     if args.action == "list":
@@ -126,12 +137,10 @@ def _new_password(args: argparse.Namespace) -> str:
 
 def cmd_agents(args: argparse.Namespace) -> int:
     """The inbox's agents, who sign in to its console: add, list, remove, password."""
-    from workers.adapters.inbox import InboxHelpdesk
     from workers.adapters.inbox.agents import AgentError, Agents
 
-    rt = _runtime(args)
-    if not isinstance(rt.helpdesk, InboxHelpdesk):
-        print(f"HELPDESK is {rt.settings.helpdesk!r}; agents belong to HELPDESK=inbox")
+    rt = _inbox_runtime(args)
+    if rt is None:
         return 2
     agents = Agents(rt.store)
     try:

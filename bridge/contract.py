@@ -134,12 +134,12 @@ def load(route: str, body: Any) -> dict[str, Any]:
     """Validate a Botpress body for `route`; raises ValidationError with field messages."""
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["the body must be a JSON object"]})
-    if not shallow(body):
-        raise ValidationError({"_schema": [f"the body nests deeper than {MAX_DEPTH} levels"]})
     if route == "botSendsMessage":
-        found = usual_message(body)
+        found = usual_message(body)  # its own checks hold the nesting cap
         if found is not None:
             return found
+    if not shallow(body):
+        raise ValidationError({"_schema": [f"the body nests deeper than {MAX_DEPTH} levels"]})
     result: dict[str, Any] = _INSTANCES[route].load(body)
     return result
 
