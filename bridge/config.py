@@ -6,6 +6,9 @@ their problems through `Helpdesk.config_problems`, so start-up can list every pr
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
@@ -22,6 +25,10 @@ DEFAULT_BOTPRESS_API_URL = "https://api.botpress.cloud"
 #: flight. The Procfile and the PUMPS default share the concurrency below.
 WORKER_POOLS = ("threads", "prefork")
 DEFAULT_WORKER_CONCURRENCY = 16
+DEFAULT_CONSOLE_FILE_TTL = 7 * 24 * 3600.0
+#: Where the playground answers as Botpress's webhook and API, under PUBLIC_BASE_URL.
+PLAYGROUND_PATH = "/playground"
+PLAYGROUND_BOT_ID = "playground"
 SECRET_RE = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
 SECRET_HOWTO = (
     "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' "
@@ -156,6 +163,62 @@ def _with_fetch_settings(
     )
 
 
+def playground_token(secret: str) -> str:
+    """The path token of the playground's webhook and API: derived from BRIDGE_SECRET, so
+    web and workers agree on it and nobody who lacks the secret can post as an agent."""
+    digest = hmac.new(secret.encode(), b"hitl-bridge playground", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def _with_public_settings(
+    settings: Settings,
+    env: Mapping[str, str],
+    number: Callable[[str, float, float], float],
+    problems: list[str],
+) -> Settings:
+    """PUBLIC_BASE_URL, CONSOLE_FILE_TTL_SECONDS and PLAYGROUND, which points Botpress's
+    webhook and API at the playground."""
+    base = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None
+    if base is not None:
+        parsed = urlparse(base)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query:
+            problems.append(f"PUBLIC_BASE_URL must be an http(s) URL without a query ({base!r})")
+    ttl = number("CONSOLE_FILE_TTL_SECONDS", DEFAULT_CONSOLE_FILE_TTL, 60)
+    raw = env.get("PLAYGROUND", "").strip().lower()
+    if raw not in ("", "0", "1", "false", "true", "no", "yes", "off", "on"):
+        problems.append(f"PLAYGROUND={raw!r} must be 1 or 0")
+    on = raw in ("1", "true", "yes", "on")
+    settings = replace(settings, public_base_url=base, console_file_ttl=ttl, playground=on)
+    if not on:
+        return settings
+    if base is None:
+        problems.append(
+            "PLAYGROUND=1 needs PUBLIC_BASE_URL (where the workers reach the playground, "
+            "e.g. http://localhost:8000)"
+        )
+        return settings
+    if not settings.bridge_secret:
+        return settings
+    here = f"{base}{PLAYGROUND_PATH}/botpress/{playground_token(settings.bridge_secret)}"
+    if settings.botpress_webhook_url not in (None, f"{here}/webhook"):
+        problems.append(
+            "PLAYGROUND=1 plays Botpress, but BOTPRESS_WEBHOOK_URL points elsewhere "
+            f"({settings.botpress_webhook_url}): unset one of them"
+        )
+    if settings.botpress_token or env.get("BOTPRESS_API_URL", "").strip():
+        problems.append(
+            "PLAYGROUND=1 plays Botpress's API too: unset BOTPRESS_TOKEN, BOTPRESS_BOT_ID "
+            "and BOTPRESS_API_URL"
+        )
+    return replace(
+        settings,
+        botpress_webhook_url=f"{here}/webhook",
+        botpress_api_url=f"{here}/api",
+        botpress_token=playground_token(settings.bridge_secret),
+        botpress_bot_id=PLAYGROUND_BOT_ID,
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated configuration; build it with `Settings.from_env`."""
@@ -193,6 +256,13 @@ class Settings:
     fetch_allow_hosts: tuple[AllowedHost, ...] = ()
     fetch_deadline: float = DEFAULT_FETCH_DEADLINE
     fetch_concurrency: int = max(1, DEFAULT_WORKER_CONCURRENCY // 4)
+    # Where end users and workers reach the web process: files agents send from the inbox
+    # console are served under it, and the playground's webhook is at it.
+    public_base_url: str | None = None
+    # Seconds the inbox keeps a file an agent sent (its signed URL expires with it).
+    console_file_ttl: float = DEFAULT_CONSOLE_FILE_TTL
+    # PLAYGROUND=1: the web process plays Botpress at /playground/ (bridge/playground/).
+    playground: bool = False
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -311,6 +381,7 @@ class Settings:
                 "(a conversation's lease must outlive its slowest call)"
             )
         settings = _with_fetch_settings(settings, env, number, problems)
+        settings = _with_public_settings(settings, env, number, problems)
         if problems:
             raise ConfigError(problems)
         return settings

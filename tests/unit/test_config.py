@@ -121,3 +121,40 @@ def test_proxy_hops_is_a_count() -> None:
     assert Settings.from_env({**GOOD, "PROXY_HOPS": "1"}).proxy_hops == 1
     with pytest.raises(ConfigError, match="PROXY_HOPS"):
         Settings.from_env({**GOOD, "PROXY_HOPS": "-1"})
+
+
+def test_playground_plays_botpress_webhook_and_api_at_the_public_url() -> None:
+    from bridge.config import playground_token
+
+    s = Settings.from_env({**GOOD, "PLAYGROUND": "1", "PUBLIC_BASE_URL": "http://localhost:8000/"})
+    here = f"http://localhost:8000/playground/botpress/{playground_token(GOOD['BRIDGE_SECRET'])}"
+    assert s.playground and s.public_base_url == "http://localhost:8000"
+    assert s.botpress_webhook_url == f"{here}/webhook"
+    assert s.botpress_api_url == f"{here}/api"
+    assert s.botpress_token == playground_token(GOOD["BRIDGE_SECRET"])
+    assert s.botpress_bot_id == "playground"
+    # The token is the secret's: another secret, another token; never the secret itself.
+    assert playground_token("Zq8_4mN-Tr7xWc2K") != s.botpress_token
+    assert GOOD["BRIDGE_SECRET"] not in s.botpress_webhook_url
+    # Off by default; PUBLIC_BASE_URL alone changes nothing of Botpress's side.
+    off = Settings.from_env({**GOOD, "PUBLIC_BASE_URL": "https://bridge.example.com"})
+    assert not off.playground and off.botpress_webhook_url is None
+
+
+def test_playground_is_refused_when_botpress_points_elsewhere() -> None:
+    env = {**GOOD, "PLAYGROUND": "1", "PUBLIC_BASE_URL": "http://localhost:8000"}
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**env, "BOTPRESS_WEBHOOK_URL": "https://webhook.botpress.cloud/x"})
+    assert "BOTPRESS_WEBHOOK_URL points elsewhere" in info.value.problems[0]
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**env, "BOTPRESS_TOKEN": "bp_pat_x", "BOTPRESS_BOT_ID": "b"})
+    assert "plays Botpress's API too" in info.value.problems[0]
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**GOOD, "PLAYGROUND": "1"})
+    assert "needs PUBLIC_BASE_URL" in info.value.problems[0]
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**env, "PLAYGROUND": "maybe"})
+    assert "PLAYGROUND='maybe' must be 1 or 0" in info.value.problems[0]
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**GOOD, "PUBLIC_BASE_URL": "ftp://x"})
+    assert "PUBLIC_BASE_URL must be an http(s) URL" in info.value.problems[0]
