@@ -60,3 +60,10 @@ class WebhookRejected(BridgeError):
     def __init__(self, reason: str, *, status: int = 401) -> None:
         self.status = status
         super().__init__(reason)
+
+
+class Refused(BridgeError):
+    """A person's request (an agent's action, an upload) that cannot be carried out; the
+    message says why and `status` is the HTTP answer."""
+
+    status = 400

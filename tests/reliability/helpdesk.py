@@ -69,13 +69,13 @@ class InboxSide:
         return {"HELPDESK": "inbox"}
 
     def _log(self, cid: str) -> list[dict[str, Any]]:
-        raw = cast(list[str], self.store.redis.lrange(self.inbox._k("log", cid), 0, -1))
+        raw = cast(list[str], self.store.redis.lrange(self.inbox.timeline.k("log", cid), 0, -1))
         return [json.loads(e) for e in raw]
 
     def delivered(self, cids: list[str]) -> dict[str, list[str]]:
         pipe = self.store.redis.pipeline(transaction=False)
         for cid in cids:
-            pipe.lrange(self.inbox._k("log", cid), 0, -1)
+            pipe.lrange(self.inbox.timeline.k("log", cid), 0, -1)
         return {
             cid: [
                 e["text"]
@@ -88,14 +88,14 @@ class InboxSide:
     def tickets_ready(self, cids: list[str]) -> bool:
         pipe = self.store.redis.pipeline(transaction=False)
         for cid in cids:
-            pipe.exists(self.inbox._k("ticket", cid))
+            pipe.exists(self.inbox.timeline.k("ticket", cid))
         return all(pipe.execute())
 
     def agent_reply(self, load: Load) -> Callable[[str, str], Outcome]:
         return load.inbox_reply  # the inbox API records it and rings the doorbell
 
     def agent_writes(self, cid: str, text: str) -> None:
-        self.inbox.agent_action(cid, "message", "alice", text)
+        self.inbox.desk.act(cid, "message", "alice", text=text)
 
     def webhook(self, cid: str) -> tuple[str, dict[str, str], bytes]:
         raise Unsupported("the inbox takes no webhooks: an HTTP helpdesk (Zendesk) is needed")
