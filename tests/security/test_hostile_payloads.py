@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
@@ -55,6 +56,55 @@ def test_renderers_show_any_payload_the_contract_accepts(payload: dict[str, Any]
     rendered = zendesk_render.render(kind, payload)
     # Zendesk refuses a blank comment: every accepted message shows something.
     assert rendered.body().strip()
+
+
+_XSS = "<script>alert(1)</script>"
+_strings = st.sampled_from([_XSS, "javascript:alert(1)", '"><img src=x onerror=alert(1)>', ""])
+_hostile = st.recursive(
+    _scalars | _strings,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=4),
+    max_leaves=8,
+)
+# One well-formed message of each type, its text fields filled by the attacker.
+_TEMPLATES = [
+    lambda s: {"text": s},
+    lambda s: {"markdown": s},
+    lambda s: {"imageUrl": s, "title": s},
+    lambda s: {"audioUrl": s},
+    lambda s: {"videoUrl": s},
+    lambda s: {"fileUrl": s, "title": s},
+    lambda s: {"latitude": 1.5, "longitude": 2.5, "title": s, "address": s},
+    lambda s: {"text": s, "options": [{"label": s, "value": s}]},
+    lambda s: {"title": s, "subtitle": s, "imageUrl": s, "actions": [{"label": s, "value": s}]},
+    lambda s: {"items": [{"title": s, "imageUrl": s, "actions": [{"label": s, "action": s}]}]},
+    lambda s: {"items": [{"type": "text", "payload": {"text": s}}, {"type": s, "payload": s}]},
+]
+_console_payloads = st.builds(
+    lambda template, s, extra: {**extra, **template(s)},
+    st.sampled_from(_TEMPLATES),
+    _strings,
+    st.dictionaries(_keys, _hostile, max_size=3),
+)
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(_console_payloads)
+def test_the_console_shows_any_payload_escaped(app: Flask, payload: dict[str, Any]) -> None:
+    """The agent console renders whatever an accepted payload holds (issue 15), and nothing
+    in it becomes markup or a script link."""
+    try:
+        kind = contract.message_type(payload)
+    except ValidationError:
+        return
+    with app.app_context():
+        macros: Any = app.jinja_env.get_template("console/_message.html").module
+        html = str(macros.content(kind, payload))
+    for attack in ("<script", "<img src=x", 'href="javascript:', 'src="javascript:'):
+        assert attack not in html, (kind, payload, html)
 
 
 @pytest.mark.parametrize(
