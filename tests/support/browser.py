@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--disable-background-networking",
 ]
-#: Playwright's default wait, in milliseconds: generous, the machines running this are slow.
+#: Playwright's default wait (actions and expect), in ms: generous, test machines are slow.
 TIMEOUT_MS = 15_000
 DESKTOP = (1280, 800)
 PHONE = (360, 740)
@@ -43,6 +43,7 @@ def browser() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is missing (scripts/test installs Debian's chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api.expect.set_options(timeout=TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
