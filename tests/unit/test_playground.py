@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
+from bridge import cli, procfile
 from bridge import events as ev
 from bridge.app import create_app
 from bridge.config import Settings, playground_token
@@ -435,3 +436,28 @@ def test_the_workers_resolve_closes_and_deliver_through_the_stand_ins(
     entries = json_of(pg.get(f"{PAGE_API}/{s['id']}?after=2"))["entries"]
     assert [e["route"] for e in entries] == ["agent-assigned", "message-from-agent", "stop-hitl"]
     assert entries[0]["body"]["remoteUserId"] == "agent:inbox:alice"
+
+
+# -- hitl-bridge dev --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("playground", [True, False])
+def test_dev_prints_both_tabs_when_the_playground_is_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], playground: bool
+) -> None:
+    env = {"BRIDGE_SECRET": SECRET, "PORT": "8123"}
+    if playground:
+        env.update({"PLAYGROUND": "1", "PUBLIC_BASE_URL": "http://localhost:8123"})
+    for name in ("PLAYGROUND", "PUBLIC_BASE_URL", "BOTPRESS_WEBHOOK_URL", "BOTPRESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(procfile, "run", lambda names, environ: 0)
+    assert cli.main(["dev"]) == 0
+    out = capsys.readouterr().out
+    tabs = (
+        "Open two tabs: agent console http://localhost:8123/console/ "
+        "— end user http://localhost:8123/playground/"
+    )
+    assert (tabs in out) is playground
+    assert f"http://localhost:8123/botpress/{SECRET}" in out
