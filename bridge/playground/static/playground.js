@@ -11,7 +11,8 @@
   let current = null; // the playground conversation's id (Botpress's conversation id)
   let next = 0; // log entries already shown
   let pollTimer = null;
-  let polling = false;
+  let inflight = null; // the read in progress, if any
+  let again = false; // read again once it is done
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -228,23 +229,40 @@
 
   // -- the conversation ---------------------------------------------------------------------
 
-  async function poll() {
-    if (!current || polling) return;
-    polling = true;
-    try {
-      const data = await api("GET", API + "/" + encodeURIComponent(current) + "?after=" + next);
-      data.entries.forEach((entry) => {
-        if (entry.n > next) {
-          render(entry);
-          next = entry.n;
-        }
-      });
-      if (data.ended) setEnded(data.ended);
-    } catch (e) {
-      showError("Could not read the conversation: " + e.message);
-    } finally {
-      polling = false;
+  // One read at a time; a read asked for while one is in flight runs right after it, so
+  // that an action's own effect is shown when the action's promise settles.
+  async function readOnce() {
+    if (!current) return;
+    const data = await api("GET", API + "/" + encodeURIComponent(current) + "?after=" + next);
+    if (data.id !== current) return;
+    data.entries.forEach((entry) => {
+      if (entry.n > next) {
+        render(entry);
+        next = entry.n;
+      }
+    });
+    if (data.ended) setEnded(data.ended);
+  }
+
+  function poll() {
+    if (!current) return Promise.resolve();
+    if (inflight) {
+      again = true;
+      return inflight;
     }
+    inflight = (async () => {
+      try {
+        do {
+          again = false;
+          await readOnce();
+        } while (again);
+      } catch (e) {
+        showError("Could not read the conversation: " + e.message);
+      } finally {
+        inflight = null;
+      }
+    })();
+    return inflight;
   }
 
   function startPolling() {
