@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import logging
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -26,7 +25,6 @@ from bridge.playground.store import (
 from bridge.web import body, runtime
 from bridge.web.errors import error
 
-log = logging.getLogger("hitl.playground")
 F = TypeVar("F", bound=Callable[..., Any])
 
 blueprint = Blueprint(
@@ -159,10 +157,10 @@ def start() -> Any:
         description = text_field(data, "description")
     except Invalid as exc:
         return error(400, "invalid request", {exc.name: exc.why})
-    history = bp.bot_history(name)
+    user_call = bp.create_remote_user(name, email)
+    conv_call = bp.create_remote_conversation(title, description, bp.bot_history(name))
     try:
-        user = bp.call("createRemoteUser", user_call := bp.create_remote_user(name, email))
-        conv_call = bp.create_remote_conversation(title, description, history)
+        user = bp.call("createRemoteUser", user_call)
         conv = bp.call("createRemoteConversation", conv_call)
     except bp.Refused as exc:
         return refused(exc)

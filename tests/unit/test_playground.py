@@ -461,3 +461,15 @@ def test_dev_prints_both_tabs_when_the_playground_is_on(
     )
     assert (tabs in out) is playground
     assert f"http://localhost:8123/botpress/{SECRET}" in out
+
+
+def test_a_call_the_bridge_refuses_is_shown_with_its_answer(pg: FlaskClient, store: Store) -> None:
+    s = start(pg)
+    store.redis.delete(store.conv_key(s["conversationId"]))  # as if the bridge forgot it
+    r = post(pg, f"{PAGE_API}/{s['id']}/messages", {"text": "anyone?"})
+    assert r.status_code == 502
+    body = json_of(r)
+    assert body["error"] == "the bridge refused botSendsMessage"
+    assert body["details"]["status"] == 404
+    assert body["details"]["answer"]["details"] == {"remoteConversationId": s["conversationId"]}
+    assert len(json_of(pg.get(f"{PAGE_API}/{s['id']}"))["entries"]) == 2  # nothing logged
