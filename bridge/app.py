@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from bridge import playground
 from bridge.config import Settings
 from bridge.logs import configure as configure_logging
 from bridge.logs import secrets_of
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(botpress.blueprint)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(admin.blueprint)
+    if runtime.settings.playground:
+        app.register_blueprint(playground.blueprint)
     if runtime.settings.proxy_hops:
         # Only the entries the trusted proxies appended: anything before is the client's word.
         hops = runtime.settings.proxy_hops

@@ -241,6 +241,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
             print(f"configuration error: {line}")
         return 2
     port = os.environ.get("PORT", "8000")
+    if settings.playground:
+        print(
+            f"Open two tabs: agent console http://localhost:{port}/console/ "
+            f"— end user http://localhost:{port}/playground/"
+        )
     print(f"Botpress endpoint base URL: http://localhost:{port}/botpress/{settings.bridge_secret}")
     if settings.admin_token:
         print(

@@ -39,6 +39,20 @@ Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/e
                                 after WEBHOOK_MEMORY seconds): its retries ring nothing new
     P:adapter:<name>:*  any     owned by that helpdesk adapter (e.g. the inbox's tickets)
 
+  PLAYGROUND=1 only (bridge/playground/store.py; each expires 7 days after its last write;
+  <bpcid> is the Botpress conversation id the playground minted, `pg_conv_...`):
+    P:playground:conv:<bpcid>
+                        hash    Botpress's side of one hand-off: bp_user (the minted Botpress
+                                user id), user and conversation (the bridge's ids, from its
+                                routes' answers), name, email, title, created, ended ('',
+                                'user' or 'agent')
+    P:playground:log:<bpcid>
+                        list    what happened in it, oldest first (JSON `{at, direction, route,
+                                body}`): each call made to the bridge's routes ("sent") and each
+                                webhook event the bridge posted to the playground ("received")
+    P:playground:bridge:<cid>
+                        string  the bridge's conversation id -> <bpcid> (webhook events name it)
+
 Writes that must happen together are single Lua scripts, so a crash between two commands
 can never leave half an operation behind.
 """

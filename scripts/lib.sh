@@ -33,6 +33,12 @@ ensure_cli_tools() {
   [ ${#packages[@]} -eq 0 ] || apt_install "${packages[@]}"
 }
 
+# Debian's Chromium, which the browser tests (tests/browser/, tests/support/browser.py) drive
+# through Playwright; Playwright's own browser downloads are never used.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+}
+
 # A virtualenv in .venv with the locked dependencies, then the project itself (editable):
 # "." installs requirements.txt, ".[test]" requirements-test.txt (scripts/lock makes both).
 # Every distribution is checked against the lock's hashes; the project, a local path with no
