@@ -93,9 +93,9 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     rt = _inbox_runtime(args)
     if rt is None:
         return 2
-    # The inbox's agent desk (workers/adapters/inbox/desk.py), reached through the adapter
-    # so that this side never imports the workers' modules.
-    desk: Any = getattr(rt.helpdesk, "desk")  # noqa: B009 (the inbox's, untyped here)
+    from workers.adapters.inbox.desk import Desk
+
+    desk = Desk(rt.store)
     if args.action == "list":
         for t in desk.tickets(status=args.status):
             last = t["messages"][-1]["text"] if t["messages"] else ""
@@ -230,6 +230,29 @@ def cmd_zendesk(args: argparse.Namespace) -> int:
 
 
 # -- dev --------------------------------------------------------------------------------
+def _dev_agent(settings: Settings) -> None:
+    """With the playground on, someone must be able to sign in to the console: a first run
+    makes a `demo` agent and prints its password (once); later runs name the agents."""
+    import secrets
+
+    from workers.adapters.inbox.agents import Agents
+
+    try:
+        agents = Agents(Store.from_settings(settings))
+        names = [a.name for a in agents.list()]
+        if not names:
+            password = secrets.token_urlsafe(12)
+            agents.add("demo", password)
+            print(
+                f"Console sign-in: demo / {password} (made because the inbox had no agents; "
+                "add your own with: hitl-bridge agents add NAME)"
+            )
+        else:
+            print(f"Console agents: {', '.join(names)} (more with: hitl-bridge agents add NAME)")
+    except redis.RedisError as exc:
+        print(f"Console agents: unknown, Redis is unreachable ({type(exc).__name__})")
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run web, worker and beat from the Procfile in the foreground."""
     from bridge import procfile
@@ -246,6 +269,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
             f"Open two tabs: agent console http://localhost:{port}/console/ "
             f"— end user http://localhost:{port}/playground/"
         )
+        if settings.helpdesk == "inbox":
+            _dev_agent(settings)
     print(f"Botpress endpoint base URL: http://localhost:{port}/botpress/{settings.bridge_secret}")
     if settings.admin_token:
         print(

@@ -23,6 +23,7 @@ from bridge import procfile
 from bridge.config import Settings
 from tests.conftest import SECRET
 from tests.support.nginx import TEMPLATE, VARIABLES, render
+from workers.adapters.inbox.files import MAX_FILE_BYTES
 from workers.flower import auth_problems
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,9 +127,14 @@ def test_the_nginx_template_renders_with_envsubst() -> None:
         [value] = re.findall(rf"^\s*{name}\s+([^;]+);", rendered, re.M)
         return str(value)
 
-    # The bridge's own limit (1 MiB): nginx refuses nothing the bridge would take.
-    assert directive("client_max_body_size") == "1m"
+    # The bridge's own limit (1 MiB): nginx refuses nothing the bridge would take; only the
+    # console's reply route takes files, up to 10 MiB with their form.
+    assert re.findall(r"^\s*client_max_body_size\s+([^;]+);", rendered, re.M) == ["1m", "11m"]
     assert Settings(bridge_secret=SECRET).max_body_bytes == 1024 * 1024
+    reply = re.search(r"location ~ (\S+) \{\s*client_max_body_size 11m;", rendered)
+    assert reply and re.fullmatch(reply.group(1), "/console/c/c_abc/reply")
+    assert not re.fullmatch(reply.group(1), "/botpress/x/botSendsMessage")
+    assert MAX_FILE_BYTES + 64 * 1024 <= 11 * 1024 * 1024
     for timeout in ("client_header_timeout", "client_body_timeout", "send_timeout"):
         assert 0 < int(directive(timeout).removesuffix("s")) <= 15
     assert directive("proxy_request_buffering") == "on"

@@ -344,11 +344,12 @@ def test_webhook_validates_bodies_as_botpress_needs_them(
     assert field in json_of(r)["details"]
 
 
-def test_webhook_refuses_malformed_json_and_unknown_conversations(pg: FlaskClient) -> None:
+def test_webhook_refuses_malformed_json_and_drops_unknown_conversations(pg: FlaskClient) -> None:
     r = pg.post(f"{HOOK}/stop-hitl", data="[1]", content_type="application/json")
     assert r.status_code == 400
+    # Hand-offs the playground did not start are taken and dropped (never dead letters).
     r = post(pg, f"{HOOK}/stop-hitl", {"remoteConversationId": "c_unknown"})
-    assert r.status_code == 404 and json_of(r)["details"] == {"remoteConversationId": "c_unknown"}
+    assert r.status_code == 200 and json_of(r)["ignored"] == "not a playground conversation"
 
 
 # -- the API stand-in ------------------------------------------------------------------------

@@ -246,13 +246,13 @@ def live() -> ResponseReturnValue:
     return jsonify({"v": _desk().version()})
 
 
-def _back(tid: str) -> ResponseReturnValue:
-    view = request.form.get("view", "")
+def _back(tid: str, view: str = "") -> ResponseReturnValue:
+    view = view or request.form.get("view", "")
     query = {"view": view} if view in VIEWS else {}
     return redirect(f"{url_for('.home')}?{urlencode({**query, 'c': tid})}")
 
 
-def _done(tid: str, fn: Callable[[], Any]) -> ResponseReturnValue:
+def _done(tid: str, fn: Callable[[], Any], view: str = "") -> ResponseReturnValue:
     try:
         action = fn()
     except DeskError as exc:
@@ -264,7 +264,12 @@ def _done(tid: str, fn: Callable[[], Any]) -> ResponseReturnValue:
         runtime().ring(tid)
     if _wants_json():
         return jsonify({"ok": True})
-    return _back(tid)
+    return _back(tid, view)
+
+
+def _text(field: str = "text") -> str:
+    # Browsers submit a textarea's line breaks as CRLF; the user's chat shows LF.
+    return request.form.get(field, "").replace("\r\n", "\n")
 
 
 @blueprint.post("/c/<tid>/reply")
@@ -272,7 +277,7 @@ def _done(tid: str, fn: Callable[[], Any]) -> ResponseReturnValue:
 def reply(tid: str) -> ResponseReturnValue:
     try:
         upload = request.files.get("file")
-        text = request.form.get("text", "")
+        text = _text()
     except RequestEntityTooLarge:
         return _refuse(413, f"file: at most {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     desk = _desk()
@@ -301,7 +306,7 @@ def reply(tid: str) -> ResponseReturnValue:
 @blueprint.post("/c/<tid>/note")
 @agent_required
 def note(tid: str) -> ResponseReturnValue:
-    text = request.form.get("text", "")
+    text = _text()
     return _done(tid, lambda: _desk().act(tid, "note", g.agent, text=text))
 
 
@@ -311,7 +316,9 @@ def assign(tid: str) -> ResponseReturnValue:
     assignee = request.form.get("assignee", "").strip() or g.agent
     if Agents(runtime().store).version(assignee) is None:
         return _refuse(400, f"assignee: no agent {assignee}")
-    return _done(tid, lambda: _desk().act(tid, "assign", g.agent, assignee=assignee))
+    # The conversation leaves "unassigned": follow it to where it went.
+    view = "mine" if assignee == g.agent else "open"
+    return _done(tid, lambda: _desk().act(tid, "assign", g.agent, assignee=assignee), view)
 
 
 @blueprint.post("/c/<tid>/close")
@@ -336,7 +343,7 @@ def replies() -> ResponseReturnValue:
 @agent_required
 def save_reply() -> ResponseReturnValue:
     try:
-        _desk().save_reply(request.form.get("title", ""), request.form.get("text", ""))
+        _desk().save_reply(request.form.get("title", ""), _text())
     except DeskError as exc:
         flash(str(exc))
     return redirect(url_for(".replies"))

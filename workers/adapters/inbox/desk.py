@@ -186,7 +186,8 @@ class Desk:
             fields = {"text": check_text(text)}
         elif kind == "assign":
             assignee = assignee or agent
-            fields = {"assignee": assignee, "text": f"{agent} assigned it to {assignee}"}
+            said = f"{agent} took it" if assignee == agent else f"{agent} gave it to {assignee}"
+            fields = {"assignee": assignee, "text": said}
         else:
             fields = {"text": f"{agent} closed it"}
         e = entry(kind, "agent", agent, **fields)
