@@ -18,7 +18,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from bridge.web import runtime
 
 
-class Refused(Exception):
+class NotAccepted(Exception):
     """The bridge answered a call with something other than 200."""
 
     def __init__(self, route: str, status: int, answer: Any) -> None:
@@ -29,7 +29,7 @@ class Refused(Exception):
 
 
 def call(route: str, body: dict[str, Any]) -> Any:
-    """POST `body` to the bridge's `route` as Botpress would; its JSON answer, or Refused."""
+    """POST `body` to the bridge's `route` as Botpress would; its JSON answer, or NotAccepted."""
     secret = runtime().settings.bridge_secret
     builder = EnvironBuilder(
         path=f"/botpress/{secret}/{route}",
@@ -55,7 +55,7 @@ def call(route: str, body: dict[str, Any]) -> Any:
     except ValueError:
         answer = raw[:2000].decode("utf-8", "replace")
     if code != 200:
-        raise Refused(route, code, answer)
+        raise NotAccepted(route, code, answer)
     return answer
 
 

@@ -116,7 +116,7 @@ def text_field(data: dict[str, Any], name: str, *, required: bool = False) -> st
     return value
 
 
-def refused(exc: bp.Refused) -> tuple[Response, int]:
+def refused(exc: bp.NotAccepted) -> tuple[Response, int]:
     status = 503 if exc.status == 503 else 502
     return error(
         status,
@@ -162,7 +162,7 @@ def start() -> Any:
     try:
         user = bp.call("createRemoteUser", user_call)
         conv = bp.call("createRemoteConversation", conv_call)
-    except bp.Refused as exc:
+    except bp.NotAccepted as exc:
         return refused(exc)
     session = Session(
         id=mint(CONVERSATION_PREFIX),
@@ -209,7 +209,7 @@ def say(bpcid: str) -> Any:
     )
     try:
         n = send(session, "botSendsMessage", call)
-    except bp.Refused as exc:
+    except bp.NotAccepted as exc:
         return refused(exc)
     return jsonify({"n": n})
 
@@ -230,7 +230,7 @@ def bot_says(bpcid: str) -> Any:
     try:
         call = bp.bot_sends_message(session.conversation, "BOT", payload)
         n = send(session, "botSendsMessage", call)
-    except bp.Refused as exc:
+    except bp.NotAccepted as exc:
         return refused(exc)
     return jsonify({"n": n})
 
@@ -244,7 +244,7 @@ def end(bpcid: str) -> Any:
         return closed
     try:
         n = send(session, "closeRemoteTicket", bp.close_remote_ticket(session.id), ended="user")
-    except bp.Refused as exc:
+    except bp.NotAccepted as exc:
         return refused(exc)
     return jsonify({"n": n})
 
