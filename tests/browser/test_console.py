@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import struct
-import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +24,11 @@ import redis
 import requests
 
 from bridge.storage import Store
+from tests.browser.conftest import running_bridge
 from tests.conftest import SECRET
 from tests.integration.test_end_to_end import wait_until
 from tests.support.fake_botpress import FakeBotpress
-from tests.support.processes import Process, start_worker
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer
 from workers.adapters.inbox.agents import Agents
 
 if TYPE_CHECKING:
@@ -92,54 +91,10 @@ class Bridge:
         return uid, cid
 
 
-def _stack(redis_server: RedisServer, logs: Path, db: int, **extra: str) -> Iterator[Bridge]:
-    """web and worker on their own Redis database (the Celery queue's name is shared)."""
-    if redis_server.proc is None:
-        redis_server.start()
-    redis_url = redis_server.url.rsplit("/", 1)[0] + f"/{db}"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("REDIS", "BOTPRESS", "ZENDESK", "PLAYGROUND", "PUBLIC_BASE_URL"))
-    }
-    env.update(
-        {
-            "REDIS_URL": redis_url,
-            "BRIDGE_SECRET": SECRET,
-            "HELPDESK": "inbox",
-            "PUBLIC_BASE_URL": base,
-            "PORT": str(port),
-            "WEB_CONCURRENCY": "1",
-            "RETRY_BASE_SECONDS": "0.2",
-            "RETRY_CAP_SECONDS": "2",
-            "HTTP_TIMEOUT_SECONDS": "5",
-            "PYTHONPATH": str(ROOT),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            **extra,
-        }
-    )
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.flushdb()
-    store = Store(client)
+def add_agents(redis_url: str) -> None:
+    store = Store(redis.Redis.from_url(redis_url, decode_responses=True))
     for name in ("alice", "bob"):
         Agents(store).add(name, PASSWORD)
-    worker = start_worker(env, logs)
-    web = Process("web", env, logs)
-    try:
-
-        def up() -> bool:
-            try:
-                return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until(up, timeout=60, what="web to answer")
-        yield Bridge(base, redis_url)
-    finally:
-        web.stop(timeout=20)
-        worker.stop(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +110,9 @@ def bridge(
     redis_server: RedisServer, botpress: FakeBotpress, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Bridge]:
     logs = tmp_path_factory.mktemp("console")
-    yield from _stack(redis_server, logs, 2, BOTPRESS_WEBHOOK_URL=botpress.webhook_url)
+    with running_bridge(redis_server, logs, 2, BOTPRESS_WEBHOOK_URL=botpress.webhook_url) as up:
+        add_agents(up[1])
+        yield Bridge(*up)
 
 
 def sign_in(page: Page, base: str, name: str = "alice") -> None:
@@ -297,9 +254,9 @@ def test_the_playground_and_the_console_side_by_side(
     from playwright.sync_api import expect
 
     logs = tmp_path_factory.mktemp("side-by-side")
-    stack = _stack(redis_server, logs, 3, PLAYGROUND="1")
-    bridge = next(stack)
-    try:
+    with running_bridge(redis_server, logs, 3, PLAYGROUND="1") as up:
+        add_agents(up[1])
+        bridge = Bridge(*up)
         user = browser.new_context(viewport={"width": 1280, "height": 800})
         agent = browser.new_context(viewport={"width": 1280, "height": 800})
         chat, console = user.new_page(), agent.new_page()
@@ -327,5 +284,3 @@ def test_the_playground_and_the_console_side_by_side(
         expect(chat.locator("#chat-state")).to_have_text("The agent ended the hand-off.")
         user.close()
         agent.close()
-    finally:
-        next(stack, None)

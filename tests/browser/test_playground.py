@@ -10,7 +10,6 @@ API). `UPDATE_SCREENSHOTS=1` also writes docs/playground.png (1280x800).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +18,10 @@ import pytest
 import requests
 
 from bridge.config import playground_token
+from tests.browser.conftest import running_bridge
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.integration.test_end_to_end import wait_until
-from tests.support.processes import Process, start_worker
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -64,48 +63,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if redis_server.proc is None:
-        redis_server.start()
     logs = tmp_path_factory.mktemp("playground")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("REDIS", "BOTPRESS", "ZENDESK", "PLAYGROUND", "PUBLIC_BASE_URL"))
-    }
-    env.update(
-        {
-            "REDIS_URL": redis_server.url,
-            "BRIDGE_SECRET": SECRET,
-            "ADMIN_TOKEN": ADMIN_TOKEN,
-            "HELPDESK": "inbox",
-            "PLAYGROUND": "1",
-            "PUBLIC_BASE_URL": base,
-            "PORT": str(port),
-            "WEB_CONCURRENCY": "1",
-            "RETRY_BASE_SECONDS": "0.2",
-            "RETRY_CAP_SECONDS": "2",
-            "HTTP_TIMEOUT_SECONDS": "5",
-            "PYTHONPATH": str(ROOT),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-    )
-    worker = start_worker(env, logs)
-    web = Process("web", env, logs)
-    try:
-
-        def up() -> bool:
-            try:
-                return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until(up, timeout=60, what="web to answer")
+    with running_bridge(redis_server, logs, 1, PLAYGROUND="1") as (base, _):
         yield Stack(base)
-    finally:
-        web.stop(timeout=20)
-        worker.stop(timeout=20)
 
 
 def test_a_hand_off_goes_round_in_the_browser(page: Page, stack: Stack) -> None:
