@@ -43,6 +43,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"redis: unreachable ({type(exc).__name__}: {exc})")
         return 1
     print(_connections(rt.store, settings))
+    if settings.celery_broker_url:
+        from workers.celery_app import make_celery
+
+        where = settings.broker_url.split("@")[-1]
+        try:
+            with make_celery(settings).connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=5)
+            print(f"celery broker: ok ({where})")
+        except Exception as exc:
+            print(f"celery broker: unreachable ({where}: {type(exc).__name__})")
+            return 1
     helpdesk_problems = rt.helpdesk.check()
     for line in helpdesk_problems:
         print(f"helpdesk {settings.helpdesk}: {line}")

@@ -26,6 +26,7 @@ DEFAULT_BOTPRESS_API_URL = "https://api.botpress.cloud"
 WORKER_POOLS = ("threads", "prefork")
 DEFAULT_WORKER_CONCURRENCY = 16
 DEFAULT_CONSOLE_FILE_TTL = 7 * 24 * 3600.0
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 #: Where the playground answers as Botpress's webhook and API, under PUBLIC_BASE_URL.
 PLAYGROUND_PATH = "/playground"
 PLAYGROUND_BOT_ID = "playground"
@@ -227,6 +228,9 @@ class Settings:
     # Accepted beside bridge_secret while Botpress moves to a new URL (docs/security.md).
     bridge_secret_previous: str | None = None
     redis_url: str = DEFAULT_REDIS_URL
+    # Celery's broker (CELERY_BROKER_URL): Redis above unless set; RabbitMQ (amqp://) works
+    # too. Only wake-up tasks travel there: events always live in Redis.
+    celery_broker_url: str | None = None
     # Heroku Redis uses a self-signed certificate: REDIS_SSL_CERT_REQS=none there.
     redis_ssl_cert_reqs: str = "required"
     botpress_webhook_url: str | None = None
@@ -264,6 +268,11 @@ class Settings:
     # PLAYGROUND=1: the web process plays Botpress at /playground/ (bridge/playground/).
     playground: bool = False
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def broker_url(self) -> str:
+        """Where Celery's tasks travel: CELERY_BROKER_URL, else the bridge's Redis."""
+        return self.celery_broker_url or self.redis_url
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -314,6 +323,12 @@ class Settings:
             problems.append(
                 f"REDIS_URL must start with redis://, rediss:// or unix:// ({redis_url!r})"
             )
+        broker = env.get("CELERY_BROKER_URL", "").strip() or None
+        if broker is not None and urlparse(broker).scheme not in BROKER_SCHEMES:
+            problems.append(
+                "CELERY_BROKER_URL must start with one of "
+                f"{', '.join(s + '://' for s in BROKER_SCHEMES)} (unset: REDIS_URL)"
+            )
         cert_reqs = env.get("REDIS_SSL_CERT_REQS", "required").strip().lower() or "required"
         if cert_reqs not in ("required", "optional", "none"):
             problems.append("REDIS_SSL_CERT_REQS must be one of required, optional, none")
@@ -355,6 +370,7 @@ class Settings:
             bridge_secret=secret,
             bridge_secret_previous=previous,
             redis_url=redis_url,
+            celery_broker_url=broker,
             redis_ssl_cert_reqs=cert_reqs,
             botpress_webhook_url=webhook,
             botpress_api_url=api_url,

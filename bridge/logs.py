@@ -30,14 +30,14 @@ _MIN_SECRET = 8
 
 def secrets_in(environ: Mapping[str, str]) -> list[str]:
     """Values in `environ` that must never be logged: every variable named like a secret,
-    the Botpress webhook's id (its URL's last segment) and the Redis password; longest first,
-    so a secret holding another is redacted whole. Works on an environment that does not
-    validate (a process's log set-up comes before its configuration check)."""
+    the Botpress webhook's id (its URL's last segment) and the Redis and broker passwords;
+    longest first, so a secret holding another is redacted whole. Works on an environment
+    that does not validate (a process's log set-up comes before its configuration check)."""
     found = [v.strip() for k, v in environ.items() if _SECRET_NAME.search(k)]
     webhook = environ.get("BOTPRESS_WEBHOOK_URL", "").strip()
     if webhook:
         found.append(urlparse(webhook).path.rstrip("/").rpartition("/")[2])
-    for name in ("REDIS_URL", "REDIS_TLS_URL"):
+    for name in ("REDIS_URL", "REDIS_TLS_URL", "CELERY_BROKER_URL"):
         url = environ.get(name, "").strip()
         try:
             password = urlparse(url).password if url else None

@@ -21,7 +21,7 @@ SWEEP_EVERY = 30.0
 
 
 def make_celery(settings: Settings, *, poll_interval: float = 0.0) -> Celery:
-    app = Celery("hitl_bridge", broker=settings.redis_url, set_as_current=False)
+    app = Celery("hitl_bridge", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_default_queue=QUEUE,
         task_serializer="json",
@@ -42,7 +42,8 @@ def make_celery(settings: Settings, *, poll_interval: float = 0.0) -> Celery:
         broker_pool_limit=2,
         broker_pool_acquire_timeout=5.0,
         broker_connection_retry_on_startup=True,
-        # Countdowns stay under 30 s (long waits live in Redis), far below this.
+        # Redis broker: countdowns stay under 30 s (long waits live in Redis), far below
+        # this. RabbitMQ ignores it (its consumer timeout, 30 min by default, is far too).
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
         beat_schedule=_schedule(poll_interval),
@@ -52,7 +53,7 @@ def make_celery(settings: Settings, *, poll_interval: float = 0.0) -> Celery:
         # user who created it first could have beat unpickle their code.
         beat_scheduler="celery.beat:Scheduler",
     )
-    if settings.redis_url.startswith("rediss://"):
+    if settings.broker_url.startswith("rediss://"):
         reqs = {
             "required": ssl.CERT_REQUIRED,
             "optional": ssl.CERT_OPTIONAL,

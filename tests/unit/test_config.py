@@ -158,3 +158,21 @@ def test_playground_is_refused_when_botpress_points_elsewhere() -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({**GOOD, "PUBLIC_BASE_URL": "ftp://x"})
     assert "PUBLIC_BASE_URL must be an http(s) URL" in info.value.problems[0]
+
+
+def test_the_celery_broker_may_be_rabbitmq_while_events_stay_in_redis() -> None:
+    s = Settings.from_env({**GOOD, "REDIS_URL": "redis://r:6379/0"})
+    assert s.broker_url == "redis://r:6379/0"
+    amqp = "amqp://hitl:pw-0123456789abcdef@rabbit:5672/hitl"
+    s = Settings.from_env({**GOOD, "REDIS_URL": "redis://r:6379/0", "CELERY_BROKER_URL": amqp})
+    assert s.broker_url == amqp and s.redis_url == "redis://r:6379/0"
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**GOOD, "CELERY_BROKER_URL": "sqs://queue"})
+    assert "CELERY_BROKER_URL must start with one of redis://" in info.value.problems[0]
+
+
+def test_the_brokers_password_is_never_logged() -> None:
+    from bridge.logs import secrets_in
+
+    env = {**GOOD, "CELERY_BROKER_URL": "amqp://hitl:pw-0123456789abcdef@rabbit:5672/hitl"}
+    assert "pw-0123456789abcdef" in secrets_in(env)
