@@ -14,7 +14,8 @@ command a line:
 
 While open, each console does what console.js does: on its own keep-alive connection,
 GET /console/live every 500 ms (a tick is skipped while the previous one is in flight),
-and GET /console/parts when `v` moved or its last refresh is 30 s old. Raw asyncio
+and GET /console/parts when `v` moved (with `since`, the version it shows) or its last
+refresh is 30 s old (without: a full redraw). Raw asyncio
 HTTP/1.1 with prebuilt request bytes, like loadgen.py: this process shares the machine's
 cores with the web it loads.
 
@@ -142,10 +143,19 @@ class Conn:
 
 @dataclass
 class Console:
-    live: bytes
-    parts: bytes
+    port: int
+    cookie: str
+    query: str
     version: int = -1
     last_refresh: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.live = get(self.port, "/console/live", self.cookie)
+
+    def parts(self, full: bool) -> bytes:
+        """console.js: `since` the version shown, but a full redraw when it is 30 s old."""
+        since = "" if full else f"&since={self.version}"
+        return get(self.port, f"/console/parts?{self.query}{since}", self.cookie)
 
 
 @dataclass
@@ -194,7 +204,7 @@ class Simulator:
                     stale = time.perf_counter() - c.last_refresh > STALE_S
                     if found is None or (int(found.group(1)) == c.version and not stale):
                         continue
-                    status, body = await conn.send(c.parts)
+                    status, body = await conn.send(c.parts(stale))
                     stats.parts += 1
                     stats.count(status)
                     found = _V.search(body[:64]) if status == 200 else None
@@ -307,13 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         # Half watch the unassigned queue, half all open ones; each has a conversation open.
         view = "unassigned" if i % 2 == 0 else "open"
         query = f"view={view}&c={convs[i % len(convs)].id}"
-        consoles.append(
-            Console(
-                live=get(args.port, "/console/live", cookie),
-                parts=get(args.port, f"/console/parts?{query}", cookie),
-                version=version,
-            )
-        )
+        consoles.append(Console(args.port, cookie, query, version))
     asyncio.run(serve(Simulator(args.port, consoles, inbox, convs)))
 
 
