@@ -238,9 +238,12 @@ class Simulator:
 
     async def run(self, busy: bool, stop: asyncio.Event) -> dict[str, Any]:
         stats = Stats()
+        version = self.inbox.desk.version()
         now = time.perf_counter()
         for c in self.consoles:
-            # As if each had been open for a while: its last redraw up to 30 s ago.
+            # As if each had been open all along: showing what there is (a change made as
+            # the previous round ended is not caught up here), its last redraw 0-30 s ago.
+            c.version = version
             c.last_refresh = now - random.uniform(0, STALE_S)
         tasks = [
             asyncio.create_task(self._console(i, c, stats, stop))
