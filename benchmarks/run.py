@@ -18,10 +18,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import redis
 import requests
@@ -182,7 +183,52 @@ def request(port: int, path: str, body: bytes) -> bytes:
     return loadgen.request_bytes("127.0.0.1", port, path, body)
 
 
-def bench_ingress(env: Env, seconds: float, connections: int) -> None:
+class Consoles:
+    """`benchmarks/consoles.py` in a process of its own: fifty open agent consoles on the
+    bridge's web, opened and closed round by round."""
+
+    def __init__(self, env: Env, port: int, consoles: int) -> None:
+        argv = ["-m", "benchmarks.consoles", "--port", str(port), "--consoles", str(consoles)]
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv],
+            cwd=ROOT,
+            env=env.env,
+            start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(env.logs / "consoles.log").open("ab"),
+        )
+        if self._line() != "ready":
+            raise RuntimeError(f"the console simulator did not start: see {env.logs}")
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().decode().strip()
+
+    def _say(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{command}\n".encode())
+        self.proc.stdin.flush()
+
+    def start(self, mode: str) -> None:
+        self._say(f"start {mode}")
+
+    def stop(self) -> dict[str, Any]:
+        self._say("stop")
+        return cast(dict[str, Any], json.loads(self._line()))
+
+
+#: The ingress sides: (the bridge or the trivial app, route, consoles open: '', idle, busy).
+SIDES = {
+    "bridge": ("bridge", "", ""),
+    "trivial": ("trivial", "/trivial", ""),
+    "stored": ("trivial", "/stored", ""),
+    "consoles idle": ("bridge", "", "idle"),
+    "consoles busy": ("bridge", "", "busy"),
+}
+
+
+def bench_ingress(env: Env, seconds: float, connections: int, consoles: int = 50) -> None:
     print("ingress: botSendsMessage through the Procfile's web vs a trivial Flask route")
     p_bridge, p_trivial = free_port(), free_port()
     with (
@@ -193,28 +239,11 @@ def bench_ingress(env: Env, seconds: float, connections: int) -> None:
         wait_http(p_trivial)
         bridge = loadgen.rotate(bridge_bodies(p_bridge, 1000))
         doc = bridge(0).split(b"\r\n\r\n", 1)[1]  # the same JSON document for all sides
-        sides = {
-            "bridge": (p_bridge, bridge),
-            "trivial": (p_trivial, loadgen.rotate([request(p_trivial, "/trivial", doc)])),
-            "stored": (p_trivial, loadgen.rotate([request(p_trivial, "/stored", doc)])),
-        }
-        # Warm every side, then alternate short rounds (order reversed every other round),
-        # so each round of a side has a round of the others beside it in time. This VM's
-        # speed moves in phases of seconds to minutes: a ratio is taken within each round
-        # and the median over rounds kept; a phase that favours one side in one round
-        # (which a best-of-N per side would keep) moves the median by one rank at most.
-        for port, make in sides.values():
-            loadgen.closed_loop("127.0.0.1", port, make, connections=connections, seconds=2)
-        rates: dict[str, list[float]] = {name: [] for name in sides}
-        names = list(sides)
-        for k in range(ROUNDS):
-            for name in names if k % 2 == 0 else names[::-1]:
-                port, make = sides[name]
-                r = loadgen.closed_loop(
-                    "127.0.0.1", port, make, connections=connections, seconds=seconds / 5
-                )
-                assert set(r.statuses) == {200}, (name, r.statuses)
-                rates[name].append(r.rate)
+        sim = Consoles(env, p_bridge, consoles)
+        with running(sim.proc):
+            rates, console_stats = ingress_rounds(
+                sim, p_bridge, p_trivial, bridge, doc, seconds, connections
+            )
 
         def ratio(a: str, b: str) -> float:
             return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
@@ -243,11 +272,94 @@ def bench_ingress(env: Env, seconds: float, connections: int) -> None:
             "ratio bridge / trivial, lowest / highest round",
             f"{spread[0]:.2f}x / {spread[-1]:.2f}x",
         )
+        for mode in ("idle", "busy"):
+            name = f"consoles {mode}"
+            ct = ratio(name, "trivial")
+            row(
+                "ingress",
+                f"{consoles} {mode} consoles: bridge requests/s",
+                f"{statistics.median(rates[name]):,.0f}",
+            )
+            row("ingress", f"{consoles} {mode} consoles: ratio bridge / trivial", f"{ct:.2f}x")
+            row(
+                "ingress",
+                f"{consoles} {mode} consoles: that / ratio without consoles",
+                f"{ct / bt:.2f}x",
+                ">= 0.90x",
+                ct / bt >= 0.9,
+            )
+            stats = console_stats[mode]
+            secs = sum(x["seconds"] for x in stats)
+            live = sum(x["live"] for x in stats) / secs
+            parts = sum(x["parts"] for x in stats) / secs
+            bad = sum(x["errors"] for x in stats) + sum(
+                n for x in stats for code, n in x["statuses"].items() if code != "200"
+            )
+            row(
+                "ingress",
+                f"{consoles} {mode} consoles: /live, /parts per s (errors, non-200)",
+                f"{live:,.0f}, {parts:,.1f} ({bad})",
+            )
+            if mode == "busy":
+                d = loadgen.Result(latencies=[x for s_ in stats for x in s_["delays"]])
+                changes = sum(x["changes"] for x in stats) / secs
+                p50, p99 = d.percentile(50) * 1000, d.percentile(99) * 1000
+                row(
+                    "ingress",
+                    f"{consoles} busy consoles: change -> parts shown p50 / p99 ({changes:.1f}/s)",
+                    f"{p50:,.0f} / {p99:,.0f} ms",
+                    "< 1 s",
+                    p99 < 1000 if d.latencies else None,  # none settled in --quick rounds
+                )
         r = loadgen.open_loop("127.0.0.1", p_bridge, bridge, rate=500, seconds=seconds)
         assert set(r.statuses) == {200}, r.statuses
         row("ingress", "bridge latency at 500 req/s: p50", f"{r.percentile(50) * 1000:.1f} ms")
         p99 = r.percentile(99) * 1000
         row("ingress", "bridge latency at 500 req/s: p99", f"{p99:.1f} ms", "< 15 ms", p99 < 15)
+
+
+def ingress_rounds(
+    sim: Consoles,
+    p_bridge: int,
+    p_trivial: int,
+    bridge: Callable[[int], bytes],
+    doc: bytes,
+    seconds: float,
+    connections: int,
+) -> tuple[dict[str, list[float]], dict[str, list[dict[str, Any]]]]:
+    """Requests/s of every side, round by round; what the consoles did, round by round."""
+    makes = {
+        "bridge": (p_bridge, bridge),
+        "/trivial": (p_trivial, loadgen.rotate([request(p_trivial, "/trivial", doc)])),
+        "/stored": (p_trivial, loadgen.rotate([request(p_trivial, "/stored", doc)])),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in SIDES}
+    stats: dict[str, list[dict[str, Any]]] = {"idle": [], "busy": []}
+
+    def one(name: str, length: float) -> float:
+        _, route, consoles = SIDES[name]
+        port, make = makes[route or "bridge"]
+        if consoles:
+            sim.start(consoles)
+        r = loadgen.closed_loop("127.0.0.1", port, make, connections=connections, seconds=length)
+        if consoles:
+            stats[consoles].append(sim.stop())
+        assert set(r.statuses) == {200}, (name, r.statuses)
+        return r.rate
+
+    # Warm every side, then alternate short rounds (order reversed every other round),
+    # so each round of a side has a round of the others beside it in time. This VM's
+    # speed moves in phases of seconds to minutes: a ratio is taken within each round
+    # and the median over rounds kept; a phase that favours one side in one round
+    # (which a best-of-N per side would keep) moves the median by one rank at most.
+    for name in SIDES:
+        one(name, 2)
+    stats = {"idle": [], "busy": []}
+    names = list(SIDES)
+    for k in range(ROUNDS):
+        for name in names if k % 2 == 0 else names[::-1]:
+            rates[name].append(one(name, seconds / 5))
+    return rates, stats
 
 
 # -- end to end -----------------------------------------------------------------------------

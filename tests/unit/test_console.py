@@ -457,6 +457,38 @@ def test_live_version_moves_with_every_change(
     assert "more" in parts["conversation"] and "Refund" in parts["queue"]
 
 
+def test_live_updates_redraw_the_conversation_only_when_it_changed(
+    client: FlaskClient, store: Store, inbox: InboxHelpdesk
+) -> None:
+    signed_in(client, store)
+    c1, c2 = handoff(inbox, "c1"), handoff(inbox, "c2", title="Delivery")
+    shown = json_of(client.get("/console/parts?view=open&c=c1"))
+    assert "Hello bot" in shown["conversation"]
+    say(inbox, c2, "elsewhere")
+    later = json_of(client.get(f"/console/parts?view=open&c=c1&since={shown['v']}"))
+    assert later["v"] > shown["v"] and later["conversation"] is None  # the page keeps its own
+    assert "elsewhere" in later["queue"]
+    say(inbox, c1, "here")
+    again = json_of(client.get(f"/console/parts?view=open&c=c1&since={later['v']}"))
+    assert "here" in again["conversation"] and "Hello bot" in again["conversation"]
+    inbox.desk.act("c1", "note", "alice", text="a note")  # agents' changes count too
+    noted = json_of(client.get(f"/console/parts?view=open&c=c1&since={again['v']}"))
+    assert "a note" in noted["conversation"]
+    # Reading it marked it seen, whether redrawn or not.
+    say(inbox, c1, "unread?")
+    json_of(client.get(f"/console/parts?view=open&c=c2&since={noted['v']}"))
+    assert inbox.desk.counts("alice")["open"]["unread"] == 1
+    json_of(client.get(f"/console/parts?view=open&c=c1&since={noted['v']}"))
+    assert inbox.desk.counts("alice")["open"]["unread"] == 0
+
+
+def test_live_answers_do_not_renew_the_cookie(client: FlaskClient, store: Store) -> None:
+    signed_in(client, store)
+    resp = client.get("/console/live")
+    assert resp.status_code == 200 and "Set-Cookie" not in resp.headers
+    assert "Set-Cookie" in client.get("/console/parts?view=open").headers
+
+
 def test_saved_replies_are_shared_by_the_team(
     client: FlaskClient, store: Store, inbox: InboxHelpdesk
 ) -> None:

@@ -185,20 +185,21 @@ def _view() -> View:
     return cast(View, view if view in VIEWS else "unassigned")
 
 
-def _parts(view: View, tid: str | None) -> dict[str, Any]:
+def _parts(view: View, tid: str | None, since: int | None = None) -> dict[str, Any]:
+    """What the page shows; with `since`, the open ticket's timeline only if it changed
+    after that inbox version (else its `messages` is None)."""
     desk = _desk()
     version = desk.version()  # read first: a change after it shows on the next poll
-    ticket = desk.ticket(tid) if tid else None
+    ticket = desk.ticket(tid, since=since) if tid else None
     if ticket is not None:
-        desk.mark_seen(ticket["id"], g.agent)
+        desk.mark_seen(ticket["id"], g.agent, ticket["incoming"])
+    rows, counts = desk.board(view, g.agent)
     return {
         "v": version,
         "view": view,
-        "rows": desk.queue(view, g.agent),
-        "counts": desk.counts(g.agent),
+        "rows": rows,
+        "counts": counts,
         "ticket": ticket,
-        "agents": [a.name for a in Agents(runtime().store).list()],
-        "replies": desk.saved_replies(),
         "now": time.time(),
         "agent": g.agent,
     }
@@ -218,6 +219,9 @@ def home() -> ResponseReturnValue:
         poll_ms=POLL_MS,
         max_file_mib=MAX_FILE_BYTES // (1024 * 1024),
         files_on=bool(runtime().settings.public_base_url),
+        # Only the whole page has the assign and saved-reply forms.
+        agents=[a.name for a in Agents(runtime().store).list()],
+        replies=_desk().saved_replies(),
         **parts,
     )
 
@@ -225,14 +229,20 @@ def home() -> ResponseReturnValue:
 @blueprint.get("/parts")
 @agent_required
 def parts() -> ResponseReturnValue:
-    """The changing parts of the page, for live updates."""
-    p = _parts(_view(), request.args.get("c") or None)
+    """The changing parts of the page, for live updates. With `since` (the inbox version
+    the page shows), `conversation` is null when the open one has not changed since: the
+    page keeps what it has."""
+    since = request.args.get("since", "")
+    p = _parts(_view(), request.args.get("c") or None, int(since) if since.isdigit() else None)
+    unchanged = p["ticket"] is not None and p["ticket"]["messages"] is None
     return jsonify(
         {
             "v": p["v"],
             "nav": render_template("console/_nav.html", **p),
             "queue": render_template("console/_queue.html", **p),
-            "conversation": render_template("console/_conversation.html", **p),
+            "conversation": None
+            if unchanged
+            else render_template("console/_conversation.html", **p),
         }
     )
 

@@ -86,27 +86,22 @@ class Desk:
             for r in self._rows(tids, agent)
             if r["status"] == ("closed" if view == "closed" else "open")
         ]
-        if view == "unassigned":
-            rows = [r for r in rows if not r["assignee"]]
-        elif view == "mine":
-            rows = [r for r in rows if r["assignee"] == agent]
-        if view != "closed":
-            rows.sort(key=lambda r: (r["waiting_since"] or float("inf"), -r["last_at"]))
-        return rows[:limit]
+        return _queue(rows, view, agent, limit)
 
     def counts(self, agent: str) -> dict[str, dict[str, int]]:
         """For each open view: how many conversations, and how many have unread messages."""
         tids = cast(list[str], self.redis.zrange(self.k("open"), 0, -1))
+        return _counts([r for r in self._rows(tids, agent) if r["status"] == "open"], agent)
+
+    def board(
+        self, view: View, agent: str, limit: int = QUEUE_LIMIT
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+        """`queue(view, agent)` and `counts(agent)` together, the open tickets read once."""
+        if view == "closed":
+            return self.queue(view, agent, limit), self.counts(agent)
+        tids = cast(list[str], self.redis.zrange(self.k("open"), 0, -1))
         rows = [r for r in self._rows(tids, agent) if r["status"] == "open"]
-        views: dict[str, list[dict[str, Any]]] = {
-            "unassigned": [r for r in rows if not r["assignee"]],
-            "mine": [r for r in rows if r["assignee"] == agent],
-            "open": rows,
-        }
-        return {
-            v: {"total": len(rs), "unread": sum(1 for r in rs if r["unread"])}
-            for v, rs in views.items()
-        }
+        return _queue(rows, view, agent, limit), _counts(rows, agent)
 
     def _rows(self, tids: list[str], agent: str) -> list[dict[str, Any]]:
         if not tids:
@@ -135,17 +130,27 @@ class Desk:
         raw = cast(list[str | None], self.redis.hmget(self.k("users"), ids))
         return {u: _profile(r) for u, r in zip(ids, raw, strict=True) if r}
 
-    def ticket(self, tid: str) -> dict[str, Any] | None:
-        """A ticket with its summary, its end user's profile and its whole timeline."""
+    def ticket(self, tid: str, *, since: int | None = None) -> dict[str, Any] | None:
+        """A ticket with its summary, its end user's profile and its whole timeline.
+
+        With `since` (an inbox version), a ticket that has not changed since comes without
+        its profile and timeline: `messages` is None (live updates need not redraw it)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.k("ticket", tid))
-        pipe.lrange(self.k("log", tid), 0, -1)
-        h, log = pipe.execute()
+        if since is None:
+            pipe.lrange(self.k("log", tid), 0, -1)
+        h, *log = pipe.execute()
         if not h:
             return None
         t = _summary(tid, cast(dict[str, str], h))
+        if since is not None:
+            changed = int(_num(cast(dict[str, str], h).get("v")))
+            if changed and changed <= since:
+                t["messages"] = None
+                return t
+            log = [self.redis.lrange(self.k("log", tid), 0, -1)]
         t["user"] = self._profiles([t["requester"]]).get(t["requester"], {})
-        t["messages"] = [json.loads(e) for e in cast(list[str], log)]
+        t["messages"] = [json.loads(e) for e in cast(list[str], log[0])]
         return t
 
     def tickets(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -154,10 +159,11 @@ class Desk:
         found = [t for t in (self.ticket(tid) for tid in tids) if t is not None]
         return [t for t in found if status is None or t["status"] == status]
 
-    def mark_seen(self, tid: str, agent: str) -> None:
-        """The agent has read the ticket up to now."""
-        incoming = cast(str | None, self.redis.hget(self.k("ticket", tid), "incoming"))
-        self.redis.hset(self.k("seen", agent), tid, incoming or "0")
+    def mark_seen(self, tid: str, agent: str, incoming: int | None = None) -> None:
+        """The agent has read the ticket up to now (`incoming`: its count, when just read)."""
+        if incoming is None:
+            incoming = int(_num(self.redis.hget(self.k("ticket", tid), "incoming")))
+        self.redis.hset(self.k("seen", agent), tid, str(incoming))
 
     # -- acting -------------------------------------------------------------------------
     def act(
@@ -226,6 +232,28 @@ class Desk:
         if gone:
             self.redis.incr(self.k("version"))
         return gone
+
+
+def _queue(rows: list[dict[str, Any]], view: View, agent: str, limit: int) -> list[dict[str, Any]]:
+    if view == "unassigned":
+        rows = [r for r in rows if not r["assignee"]]
+    elif view == "mine":
+        rows = [r for r in rows if r["assignee"] == agent]
+    if view != "closed":
+        rows = sorted(rows, key=lambda r: (r["waiting_since"] or float("inf"), -r["last_at"]))
+    return rows[:limit]
+
+
+def _counts(open_rows: list[dict[str, Any]], agent: str) -> dict[str, dict[str, int]]:
+    views: dict[str, list[dict[str, Any]]] = {
+        "unassigned": [r for r in open_rows if not r["assignee"]],
+        "mine": [r for r in open_rows if r["assignee"] == agent],
+        "open": open_rows,
+    }
+    return {
+        v: {"total": len(rs), "unread": sum(1 for r in rs if r["unread"])}
+        for v, rs in views.items()
+    }
 
 
 def _num(raw: str | None) -> float:

@@ -33,6 +33,13 @@ class ConsoleSessions(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(request.is_secure)
 
+    def should_set_cookie(self, app: Flask, session: Any) -> bool:
+        # Open consoles ask /console/live twice a second: signing the cookie anew for each
+        # answer would cost more than the answer. The other requests renew it.
+        if request.path == "/console/live" and not session.modified:
+            return False
+        return bool(super().should_set_cookie(app, session))
+
 
 def _key(secret: str) -> str:
     # Its own key, not BRIDGE_SECRET itself: a cookie signature says nothing about the path secret.

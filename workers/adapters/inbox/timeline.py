@@ -6,7 +6,8 @@ Keys, under `P:adapter:inbox:` (bridge/storage.py lists every prefix):
                           assignee, created_at, closed_at, and the summary the queue shows:
                           last_text, last_by, last_author, last_at, waiting_since (when the
                           end user's oldest unanswered message came; '' once an agent
-                          answered), incoming (end-user, bot and history messages so far)
+                          answered), incoming (end-user, bot and history messages so far),
+                          v (the inbox version its latest change moved the inbox to)
     log:<tid>      list   the timeline, oldest first: JSON entries (`entry`)
     tickets        zset   every ticket id by creation time
     open           zset   open ticket ids by creation time
@@ -71,7 +72,7 @@ if ARGV[3] == '1' and redis.call('HGET', KEYS[1], 'status') ~= 'closed' then
   redis.call('ZREM', KEYS[4], t)
   redis.call('ZADD', KEYS[5], at, t)
 end
-redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], 'v', redis.call('INCR', KEYS[3]))
 return 1
 """
 
@@ -84,7 +85,7 @@ for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 if #ARGV > 3 then redis.call('RPUSH', KEYS[2], unpack(ARGV, 4)) end
-redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], 'v', redis.call('INCR', KEYS[3]))
 return 1
 """
 

@@ -41,15 +41,18 @@ document.addEventListener("DOMContentLoaded", function () {
     if (el && el.innerHTML !== html) el.innerHTML = html;
   }
 
-  function refresh() {
-    return fetch("parts" + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
+  // `since`: the conversation comes back only when it changed after what the page shows;
+  // a full redraw (every 30 s) moves its waiting times on too.
+  function refresh(full) {
+    var q = full ? query : query + "&since=" + encodeURIComponent(version);
+    return fetch("parts" + q, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .then(function (parts) {
         version = String(parts.v);
         lastRefresh = Date.now();
         swap("nav", parts.nav);
         swap("queue", parts.queue);
-        swap("conversation", parts.conversation);
+        if (parts.conversation !== null) swap("conversation", parts.conversation);
       });
   }
 
@@ -64,7 +67,7 @@ document.addEventListener("DOMContentLoaded", function () {
         return r.ok ? r.json() : Promise.reject(r.status);
       })
       .then(function (live) {
-        if (String(live.v) !== version || stale) return refresh();
+        if (String(live.v) !== version || stale) return refresh(stale);
       })
       .catch(function () { /* the next tick tries again */ })
       .then(function () { busy = false; });
