@@ -9,6 +9,7 @@ tests that need it skip.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -50,10 +51,8 @@ class VirtualHost:
 
         with Connection(self.url, connect_timeout=5) as conn:
             channel = conn.channel()
-            try:
+            with contextlib.suppress(Exception):  # not declared yet: nothing to drop
                 channel.queue_purge(queue)
-            except Exception:  # not declared yet: nothing to drop
-                pass
 
     def delete(self) -> None:
         _ctl("delete_vhost", self.name)
