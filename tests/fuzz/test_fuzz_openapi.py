@@ -100,7 +100,10 @@ def check(case: Any) -> None:
 def test_document_covers_the_public_routes() -> None:
     routes = {str(rule) for rule in APP.url_map.iter_rules() if rule.endpoint != "static"}
     documented = set(APP.test_client().get("/openapi.json").get_json()["paths"])
-    public = {r.replace("<", "{").replace(">", "}") for r in routes if not r.startswith("/inbox")}
+    # The inbox's agent API, its console and the playground are pages and forms for
+    # browsers and people (tests/unit/test_console.py, test_playground.py, tests/browser/).
+    pages = ("/inbox", "/console", "/playground")
+    public = {r.replace("<", "{").replace(">", "}") for r in routes if not r.startswith(pages)}
     assert public - {"/botpress/{secret}/{route}"} <= documented
     assert {f"/botpress/{{secret}}/{r}" for r in ("ping", "botSendsMessage")} <= documented
 
