@@ -186,9 +186,19 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _ok(self) -> None:
+        body = b'{"ok":true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self) -> None:
         self._cors: dict[str, str] = {}
         url = urlparse(self.path)
+        if url.path == "/healthz":
+            return self._ok()
         if url.path != PATH:
             return self._plain(404, "not found")
         origin = self.headers.get("Origin")
@@ -233,13 +243,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Accel-Buffering", "no")
         self.end_headers()
         self.wfile.write(f"retry: {RETRY_MS}\n\n".encode())
+        seen = hub.version  # the watcher's, read before the parts: no change falls between
         p = parts(store, agent, view, tid)
         self._event(p)
         shown = int(p["v"])
         last_sent = last_full = time.monotonic()
         while not hub.stopping.is_set():
             now = time.monotonic()
-            v = hub.wait(shown, min(last_sent + KEEPALIVE_S, last_full + REDRAW_S) - now)
+            v = hub.wait(seen, min(last_sent + KEEPALIVE_S, last_full + REDRAW_S) - now)
             if hub.stopping.is_set():
                 return
             now = time.monotonic()
@@ -248,14 +259,16 @@ class Handler(BaseHTTPRequestHandler):
             if full and Agents(store).version(agent) != claim[1]:
                 self.wfile.write(b"event: signed-out\ndata: {}\n\n")
                 return
-            if v != shown or full:
+            if v != seen or full:
+                seen = v
                 p = parts(store, agent, view, tid, None if full else shown)
-                self._event(p)
-                shown = int(p["v"])
-                last_sent = now
+                if full or p["v"] != shown:  # else the page shows it already
+                    self._event(p)
+                    shown = int(p["v"])
+                    last_sent = now
                 if full:
                     last_full = now
-            elif now - last_sent >= KEEPALIVE_S:
+            if now - last_sent >= KEEPALIVE_S:
                 self.wfile.write(b": keep-alive\n\n")
                 last_sent = now
 
