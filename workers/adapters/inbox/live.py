@@ -57,6 +57,9 @@ REDRAW_S = 30.0
 WRITE_TIMEOUT_S = 10.0
 #: What the browser waits before reconnecting a dropped stream (milliseconds).
 RETRY_MS = 1000
+#: Redis connections the streams share (a stream holds one only while it reads its parts):
+#: a thousand open consoles must not be a thousand Redis clients.
+REDIS_CONNECTIONS = 8
 PATH = "/console/events"
 
 
@@ -279,11 +282,25 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"data: {data}\n\n".encode())
 
 
+def shared_store(settings: Settings) -> Store:
+    """The bridge's Store, its connections in one bounded pool shared by the threads (the
+    bridge's own pool keeps one connection per thread, which suits a few busy threads, not
+    a thousand waiting ones)."""
+    own = Store.from_settings(settings).redis.connection_pool
+    pool = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+        connection_class=own.connection_class,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=10,
+        **own.connection_kwargs,
+    )
+    return Store(redis.Redis(connection_pool=pool), settings.key_prefix, pumps=settings.pumps)
+
+
 def serve(
     settings: Settings, host: str, port: int, *, max_streams: int = MAX_STREAMS
 ) -> LiveServer:
     """The server, listening, its watcher running; `serve_forever` it (or in a thread)."""
-    store = Store.from_settings(settings)
+    store = shared_store(settings)
     server = LiveServer((host, port), settings, store, max_streams=max_streams)
     threading.Thread(target=server.hub.watch, name="live-watcher", daemon=True).start()
     return server
