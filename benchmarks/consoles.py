@@ -1,6 +1,7 @@
 """Open agent consoles, simulated: what console.js does, for the ingress benchmark.
 
-    python -m benchmarks.consoles --port P [--consoles 50] [--tickets 30] [--messages 20]
+    python -m benchmarks.consoles --port P [--live-port L] [--consoles 50] [--tickets 30]
+                                  [--messages 20]
 
 The web at 127.0.0.1:P must run with HELPDESK=inbox, and this process needs the bridge's
 environment (REDIS_URL, BRIDGE_SECRET, ...). It seeds the inbox with `--tickets` open
@@ -12,18 +13,23 @@ command a line:
     start idle | start busy   open the consoles (busy: the inbox changes every second)
     stop                      close them; prints one JSON line of what was done
 
-While open, each console does what console.js does: on its own keep-alive connection,
-GET /console/live every 500 ms (a tick is skipped while the previous one is in flight),
-and GET /console/parts when `v` moved (with `since`, the version it shows) or its last
-refresh is 30 s old (without: a full redraw). Raw asyncio
-HTTP/1.1 with prebuilt request bytes, like loadgen.py: this process shares the machine's
-cores with the web it loads.
+While open, each console does what console.js does. With `--live-port` (the live process,
+as console.js does when its stream works): one server-sent event stream per console,
+GET /console/events on the live process, opened at `start` (which answers `open` once every
+console has its first event: the consoles were open before the round), then reading events
+and keep-alive comments until `stop`. Without it (console.js polling, where there is no
+live process): on its own keep-alive connection, GET /console/live every 500 ms (a tick is
+skipped while the previous one is in flight), and GET /console/parts when `v` moved (with
+`since`, the version it shows) or its last refresh is 30 s old (without: a full redraw).
+Raw asyncio HTTP/1.1 with prebuilt request bytes, like loadgen.py: this process shares the
+machine's cores with the web it loads.
 
 Busy: one end-user message is appended to a seeded ticket every second (through
 `InboxHelpdesk.append_messages`, the write a worker does), so every console fetches
-/console/parts about once a second. The delay from each write to each console's parts
-answer carrying it is reported for the writes made at least a second before `stop` (a
-console that had not seen such a write by then counts as infinitely late).
+/console/parts about once a second (polling) or receives one event a second (streams). The
+delay from each write to each console's parts answer or event carrying it is reported for
+the writes made at least a second before `stop` (a console that had not seen such a write
+by then counts as infinitely late).
 """
 
 from __future__ import annotations
@@ -162,6 +168,10 @@ class Console:
 class Stats:
     live: int = 0
     parts: int = 0
+    #: Streams: events with parts, keep-alive comments, bytes read.
+    events: int = 0
+    keepalives: int = 0
+    bytes: int = 0
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     #: When each version a busy inbox moved to was written (perf_counter).
@@ -175,13 +185,69 @@ class Stats:
 
 class Simulator:
     def __init__(
-        self, port: int, consoles: list[Console], inbox: InboxHelpdesk, convs: list[Conversation]
+        self,
+        port: int,
+        consoles: list[Console],
+        inbox: InboxHelpdesk,
+        convs: list[Conversation],
+        live_port: int | None = None,
     ) -> None:
         self.port = port
         self.consoles = consoles
         self.inbox = inbox
         self.convs = convs
         self.changes = 0
+        self.live_port = live_port
+
+    async def _stream(
+        self, i: int, c: Console, stats: Stats, stop: asyncio.Event, opened: asyncio.Event
+    ) -> None:
+        """console.js with the live process: one event stream, read until `stop`."""
+        assert self.live_port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.live_port)
+        try:
+            writer.write(get(self.live_port, f"/console/events?{c.query}", c.cookie))
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b"\r\n", 1)[0].split()[1])
+            stats.count(status)
+            if status != 200:
+                stats.errors += 1
+                opened.set()
+                return
+            first = True
+            reading = asyncio.ensure_future(reader.readline())
+            stopping = asyncio.ensure_future(stop.wait())
+            while True:
+                done, _ = await asyncio.wait(
+                    {reading, stopping}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if reading not in done:
+                    reading.cancel()
+                    return
+                line = reading.result()
+                if not line:
+                    stats.errors += 1  # the live process closed the stream
+                    stopping.cancel()
+                    return
+                stats.bytes += len(line)
+                if line.startswith(b"data:"):
+                    found = _V.search(line[:64])
+                    if found is not None:
+                        c.version = int(found.group(1))
+                        if first:
+                            first = False
+                            opened.set()
+                        else:
+                            stats.events += 1
+                            stats.seen.append((i, c.version, time.perf_counter()))
+                elif line.startswith(b":"):
+                    stats.keepalives += 1
+                reading = asyncio.ensure_future(reader.readline())
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            stats.errors += 1
+            opened.set()
+        finally:
+            writer.close()
 
     async def _console(self, i: int, c: Console, stats: Stats, stop: asyncio.Event) -> None:
         conn = Conn(self.port)
@@ -245,10 +311,20 @@ class Simulator:
             # the previous round ended is not caught up here), its last redraw 0-30 s ago.
             c.version = version
             c.last_refresh = now - random.uniform(0, STALE_S)
-        tasks = [
-            asyncio.create_task(self._console(i, c, stats, stop))
-            for i, c in enumerate(self.consoles)
-        ]
+        if self.live_port is not None:
+            # Streams: open them all first (each gets the parts at once), then the round.
+            opened = [asyncio.Event() for _ in self.consoles]
+            tasks = [
+                asyncio.create_task(self._stream(i, c, stats, stop, opened[i]))
+                for i, c in enumerate(self.consoles)
+            ]
+            await asyncio.gather(*(o.wait() for o in opened))
+            print("open", flush=True)
+        else:
+            tasks = [
+                asyncio.create_task(self._console(i, c, stats, stop))
+                for i, c in enumerate(self.consoles)
+            ]
         if busy:
             tasks.append(asyncio.create_task(self._busy(stats, stop)))
         t0 = time.perf_counter()
@@ -259,6 +335,9 @@ class Simulator:
             "seconds": t1 - t0,
             "live": stats.live,
             "parts": stats.parts,
+            "events": stats.events,
+            "keepalives": stats.keepalives,
+            "bytes": stats.bytes,
             "errors": stats.errors,
             "statuses": stats.statuses,
             "changes": len(stats.changed),
@@ -301,6 +380,7 @@ async def serve(sim: Simulator) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--live-port", type=int, help="the live process: event streams, not polls")
     ap.add_argument("--consoles", type=int, default=50)
     ap.add_argument("--tickets", type=int, default=30)
     ap.add_argument("--messages", type=int, default=20)
@@ -321,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
         view = "unassigned" if i % 2 == 0 else "open"
         query = f"view={view}&c={convs[i % len(convs)].id}"
         consoles.append(Console(args.port, cookie, query, version))
-    asyncio.run(serve(Simulator(args.port, consoles, inbox, convs)))
+    asyncio.run(serve(Simulator(args.port, consoles, inbox, convs, args.live_port)))
 
 
 if __name__ == "__main__":

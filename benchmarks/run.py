@@ -185,10 +185,16 @@ def request(port: int, path: str, body: bytes) -> bytes:
 
 class Consoles:
     """`benchmarks/consoles.py` in a process of its own: fifty open agent consoles on the
-    bridge's web, opened and closed round by round."""
+    bridge's web, their event streams on the live process (`live`: its pid, for its CPU
+    time), opened and closed round by round."""
 
-    def __init__(self, env: Env, port: int, consoles: int) -> None:
+    def __init__(
+        self, env: Env, port: int, consoles: int, live: subprocess.Popen[bytes], live_port: int
+    ) -> None:
+        self.live = live
+        self.live_cpu = 0.0
         argv = ["-m", "benchmarks.consoles", "--port", str(port), "--consoles", str(consoles)]
+        argv += ["--live-port", str(live_port)]
         self.proc = subprocess.Popen(
             [sys.executable, *argv],
             cwd=ROOT,
@@ -211,11 +217,17 @@ class Consoles:
         self.proc.stdin.flush()
 
     def start(self, mode: str) -> None:
+        """Open the consoles; returns once each has its first event (open before the round)."""
         self._say(f"start {mode}")
+        if (line := self._line()) != "open":
+            raise RuntimeError(f"the consoles did not open: {line!r}")
+        self.live_cpu = cpu_seconds(self.live.pid)
 
     def stop(self) -> dict[str, Any]:
         self._say("stop")
-        return cast(dict[str, Any], json.loads(self._line()))
+        done = cast(dict[str, Any], json.loads(self._line()))
+        done["live_cpu"] = cpu_seconds(self.live.pid) - self.live_cpu
+        return done
 
 
 #: The ingress sides: (the bridge or the trivial app, route, consoles open: '', idle, busy).
@@ -230,16 +242,19 @@ SIDES = {
 
 def bench_ingress(env: Env, seconds: float, connections: int, consoles: int = 50) -> None:
     print("ingress: botSendsMessage through the Procfile's web vs a trivial Flask route")
-    p_bridge, p_trivial = free_port(), free_port()
+    p_bridge, p_trivial, p_live = free_port(), free_port(), free_port()
+    live_cmd = "python -m workers.adapters.inbox.live --host 127.0.0.1"
     with (
         running(gunicorn(env, "web", "bridge", p_bridge)),
         running(gunicorn(env, "trivial", "benchmarks.trivial_app:app", p_trivial)),
+        running(env.spawn("live", live_cmd, LIVE_PORT=str(p_live))) as live,
     ):
         wait_http(p_bridge)
         wait_http(p_trivial)
+        wait_http(p_live)
         bridge = loadgen.rotate(bridge_bodies(p_bridge, 1000))
         doc = bridge(0).split(b"\r\n\r\n", 1)[1]  # the same JSON document for all sides
-        sim = Consoles(env, p_bridge, consoles)
+        sim = Consoles(env, p_bridge, consoles, live, p_live)
         with running(sim.proc):
             rates, console_stats = ingress_rounds(
                 sim, p_bridge, p_trivial, bridge, doc, seconds, connections
@@ -290,15 +305,21 @@ def bench_ingress(env: Env, seconds: float, connections: int, consoles: int = 50
             )
             stats = console_stats[mode]
             secs = sum(x["seconds"] for x in stats)
-            live = sum(x["live"] for x in stats) / secs
-            parts = sum(x["parts"] for x in stats) / secs
+            events = sum(x["events"] for x in stats) / secs
+            keepalives = sum(x["keepalives"] for x in stats) / secs
+            cpu = sum(x["live_cpu"] for x in stats) / secs
             bad = sum(x["errors"] for x in stats) + sum(
                 n for x in stats for code, n in x["statuses"].items() if code != "200"
             )
             row(
                 "ingress",
-                f"{consoles} {mode} consoles: /live, /parts per s (errors, non-200)",
-                f"{live:,.0f}, {parts:,.1f} ({bad})",
+                f"{consoles} {mode} consoles: events, keep-alives per s (errors, non-200)",
+                f"{events:,.1f}, {keepalives:,.1f} ({bad})",
+            )
+            row(
+                "ingress",
+                f"{consoles} {mode} consoles: live process CPU, % of a core",
+                f"{cpu * 100:.1f} %",
             )
             if mode == "busy":
                 d = loadgen.Result(latencies=[x for s_ in stats for x in s_["delays"]])
@@ -306,7 +327,7 @@ def bench_ingress(env: Env, seconds: float, connections: int, consoles: int = 50
                 p50, p99 = d.percentile(50) * 1000, d.percentile(99) * 1000
                 row(
                     "ingress",
-                    f"{consoles} busy consoles: change -> parts shown p50 / p99 ({changes:.1f}/s)",
+                    f"{consoles} busy consoles: change -> event p50 / p99 ({changes:.1f}/s)",
                     f"{p50:,.0f} / {p99:,.0f} ms",
                     "< 1 s",
                     p99 < 1000 if d.latencies else None,  # none settled in --quick rounds

@@ -265,7 +265,8 @@ def _dev_agent(settings: Settings) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    """Run web, worker and beat from the Procfile in the foreground."""
+    """Run web, worker and beat from the Procfile in the foreground, and live (the inbox
+    console's live updates) with HELPDESK=inbox."""
     from bridge import procfile
 
     try:
@@ -288,7 +289,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
             f"Inbox agent API: http://localhost:{port}/inbox/api/conversations "
             f"(Authorization: Bearer {settings.admin_token})"
         )
-    return procfile.run(args.processes, os.environ)
+    processes = args.processes or ["web", "worker", "beat"]
+    if not args.processes and settings.helpdesk == "inbox":
+        processes.append("live")
+        print(
+            f"Console live updates: port {settings.live_port} "
+            f"({settings.console_events_url or 'off: consoles poll'})"
+        )
+    return procfile.run(processes, os.environ)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_check)
 
     dev = sub.add_parser("dev", help="run the Procfile's processes in the foreground")
-    dev.add_argument("processes", nargs="*", default=["web", "worker", "beat"])
+    dev.add_argument(
+        "processes", nargs="*", help="default: web worker beat, and live with HELPDESK=inbox"
+    )
     dev.set_defaults(func=cmd_dev)
 
     inbox = sub.add_parser("inbox", help="act as an agent in the built-in inbox helpdesk")

@@ -220,6 +220,33 @@ def _with_public_settings(
     )
 
 
+def _with_live_settings(
+    settings: Settings, env: Mapping[str, str], problems: list[str]
+) -> Settings:
+    """LIVE_PORT (the live process's; unset: PORT + 1, 8001 without PORT) and
+    CONSOLE_EVENTS_URL (unset: /console/events on the console's own origin, which a proxy
+    routes to the live process; `off`: consoles poll the web instead)."""
+    raw = env.get("LIVE_PORT", "").strip()
+    web = env.get("PORT", "").strip()
+    port = int(web) + 1 if web.isdigit() and 0 < int(web) < 65535 else 8001
+    if raw:
+        if raw.isdigit() and 0 < int(raw) <= 65535:
+            port = int(raw)
+        else:
+            problems.append(f"LIVE_PORT={raw!r} must be a port number (1 to 65535)")
+    url = env.get("CONSOLE_EVENTS_URL", "").strip() or "/console/events"
+    if url.lower() == "off":
+        url = ""
+    elif not url.startswith("/") or url.startswith("//"):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query:
+            problems.append(
+                "CONSOLE_EVENTS_URL must be a path on the console's origin (/console/events), "
+                f"an http(s) URL without a query, or off ({url!r})"
+            )
+    return replace(settings, live_port=port, console_events_url=url)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated configuration; build it with `Settings.from_env`."""
@@ -267,6 +294,10 @@ class Settings:
     console_file_ttl: float = DEFAULT_CONSOLE_FILE_TTL
     # PLAYGROUND=1: the web process plays Botpress at /playground/ (bridge/playground/).
     playground: bool = False
+    # The live process (workers/adapters/inbox/live.py): the port it listens on, and where
+    # console pages open its event stream ('' = CONSOLE_EVENTS_URL=off: pages poll the web).
+    live_port: int = 8001
+    console_events_url: str = "/console/events"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -398,6 +429,7 @@ class Settings:
             )
         settings = _with_fetch_settings(settings, env, number, problems)
         settings = _with_public_settings(settings, env, number, problems)
+        settings = _with_live_settings(settings, env, problems)
         if problems:
             raise ConfigError(problems)
         return settings

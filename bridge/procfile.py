@@ -23,6 +23,7 @@ INSTALLED = {
     "--without-gossip --without-mingle",
     "beat": "celery -A workers.worker --quiet beat --loglevel=WARNING",
     "flower": "python -m workers.flower",
+    "live": "python -m workers.adapters.inbox.live",
 }
 
 

@@ -25,16 +25,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def running_bridge(
-    redis_server: RedisServer, logs: Path, db: int, **extra: str
+    redis_server: RedisServer, logs: Path, db: int, *, live: bool = True, **extra: str
 ) -> Iterator[tuple[str, str]]:
-    """web and worker with the inbox helpdesk, as `./scripts/dev` runs them; yields the base
-    URL and the Redis URL. Each caller takes its own Redis database: Celery's queue name is
+    """web, worker and live (the consoles' event streams, on a port of its own: another
+    origin, as `./scripts/dev` runs it) with the inbox helpdesk; yields the base URL and the
+    Redis URL. Without `live`, no live process runs: the pages find no stream on their own
+    origin and poll the web. Each caller takes its own Redis database: Celery's queue name is
     the same for all, and a worker must never take another bridge's tasks."""
     if redis_server.proc is None:
         redis_server.start()
     redis_url = redis_server.url.rsplit("/", 1)[0] + f"/{db}"
     redis.Redis.from_url(redis_url).flushdb()
-    port = free_port()
+    port, live_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         k: v
@@ -49,6 +51,7 @@ def running_bridge(
             "HELPDESK": "inbox",
             "PUBLIC_BASE_URL": base,
             "PORT": str(port),
+            "LIVE_PORT": str(live_port),
             "WEB_CONCURRENCY": "1",
             "RETRY_BASE_SECONDS": "0.2",
             "RETRY_CAP_SECONDS": "2",
@@ -58,9 +61,14 @@ def running_bridge(
             **extra,
         }
     )
+    if live:
+        env.setdefault("CONSOLE_EVENTS_URL", f"http://127.0.0.1:{live_port}/console/events")
     worker = start_worker(env, logs)
     web = Process("web", env, logs)
+    streams = Process("live", env, logs) if live else None
     try:
+        if streams is not None:
+            streams.wait_for("live: listening")
 
         def up() -> bool:
             try:
@@ -71,5 +79,7 @@ def running_bridge(
         wait_until(up, timeout=60, what="web to answer")
         yield base, redis_url
     finally:
+        if streams is not None:
+            streams.stop(timeout=20)
         web.stop(timeout=20)
         worker.stop(timeout=20)

@@ -131,6 +131,8 @@ def test_an_agent_works_a_conversation_from_the_console(
 ) -> None:
     from playwright.sync_api import expect
 
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
     sign_in(page, bridge.base)
     page.evaluate("window.stillTheSamePage = true")
     uid, cid = bridge.hand_off("Ada", "Broken parcel", "My parcel arrived broken.")
@@ -177,6 +179,10 @@ def test_an_agent_works_a_conversation_from_the_console(
     )
     expect(page.locator(".timeline .by-end_user").last).to_contain_text("waiting for the refund")
     assert page.evaluate("window.stillTheSamePage") is True
+    # Through the live process's event stream (another origin: CORS, the cookie sent), not
+    # by polling the web.
+    assert any("/console/events?" in u for u in asked), asked
+    assert not any(u.split("?")[0].endswith(("/console/live", "/console/parts")) for u in asked)
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         page.screenshot(path=str(ROOT / "docs" / "console.png"))
 
@@ -284,3 +290,31 @@ def test_the_playground_and_the_console_side_by_side(
         expect(chat.locator("#chat-state")).to_have_text("The agent ended the hand-off.")
         user.close()
         agent.close()
+
+
+def test_without_the_live_process_the_console_updates_by_polling(
+    page: Page,
+    redis_server: RedisServer,
+    botpress: FakeBotpress,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A deployment that routes only `web` (Heroku): /console/events on the console's origin
+    is the web's 404, and the page polls instead."""
+    from playwright.sync_api import expect
+
+    logs = tmp_path_factory.mktemp("console-polling")
+    with running_bridge(
+        redis_server, logs, 4, live=False, BOTPRESS_WEBHOOK_URL=botpress.webhook_url
+    ) as up:
+        add_agents(up[1])
+        bridge = Bridge(*up)
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url))
+        sign_in(page, bridge.base)
+        page.evaluate("window.stillTheSamePage = true")
+        _, cid = bridge.hand_off("Grace", "Late delivery", "Where is my order?")
+        row = page.locator(f"[data-conversation-link='{cid}']")
+        expect(row).to_contain_text("Where is my order?", timeout=5_000)
+        assert page.evaluate("window.stillTheSamePage") is True
+        assert any(u.split("?")[0].endswith("/console/live") for u in asked)
+        assert any(u.split("?")[0].endswith("/console/parts") for u in asked)

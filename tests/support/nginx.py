@@ -16,10 +16,10 @@ from tests.support.redis_server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "nginx.conf"
 #: The template's only variables: envsubst is told to replace these and nothing else.
-VARIABLES = ("PORT", "UPSTREAM")
+VARIABLES = ("PORT", "UPSTREAM", "LIVE_UPSTREAM")
 
 
-def render(port: int | str, upstream: str) -> str:
+def render(port: int | str, upstream: str, live_upstream: str = "127.0.0.1:9") -> str:
     """The template rendered with envsubst, as the docs and the nginx image do it."""
     envsubst = shutil.which("envsubst")
     if envsubst is None:
@@ -27,7 +27,12 @@ def render(port: int | str, upstream: str) -> str:
     return subprocess.run(
         [envsubst, " ".join(f"${{{name}}}" for name in VARIABLES)],
         input=TEMPLATE.read_text(),
-        env={"PATH": os.environ.get("PATH", ""), "PORT": str(port), "UPSTREAM": upstream},
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "PORT": str(port),
+            "UPSTREAM": upstream,
+            "LIVE_UPSTREAM": live_upstream,
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -47,13 +52,13 @@ class Nginx:
     """nginx in the foreground, its prefix in a private directory; access log on stdout
     (`access_log()`), error log on stderr (`error_log()`)."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, live_upstream: str = "127.0.0.1:9") -> None:
         self.port = free_port()
         self.prefix = Path(tempfile.mkdtemp(prefix="hitl-nginx-"))
         # Run as root (CI), nginx's workers drop to `nobody` and must reach their temp dirs.
         self.prefix.chmod(0o755)
         conf = self.prefix / "nginx.conf"
-        conf.write_text(render(self.port, upstream))
+        conf.write_text(render(self.port, upstream, live_upstream))
         self._out = (self.prefix / "access.log").open("wb")
         self._err = (self.prefix / "error.log").open("wb")
         # As the image runs it: in the foreground, the template's paths under the prefix.

@@ -27,7 +27,7 @@ from workers.adapters.inbox.files import MAX_FILE_BYTES
 from workers.flower import auth_problems
 
 ROOT = Path(__file__).resolve().parents[2]
-TYPES = {"web", "worker", "beat", "flower"}
+TYPES = {"web", "worker", "beat", "flower", "live"}
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,11 @@ def test_only_nginx_publishes_a_port() -> None:
     host, port = nginx["environment"]["UPSTREAM"].split(":")
     assert host == "web" and port == services["web"]["environment"]["PORT"]
     assert nginx["depends_on"]["web"]["condition"] == "service_healthy"
+    # The consoles' event streams go to the live process, on its LIVE_PORT.
+    host, port = nginx["environment"]["LIVE_UPSTREAM"].split(":")
+    assert host == "live" and port == services["live"]["environment"]["LIVE_PORT"]
+    assert nginx["depends_on"]["live"]["condition"] == "service_healthy"
+    assert "/healthz" in " ".join(services["live"]["healthcheck"]["test"])
     # Flower is never started with the rest nor published (docs/operating.md, "Flower").
     assert services["flower"]["profiles"] == ["flower"]
 
@@ -105,17 +110,18 @@ def test_compose_renders_the_nginx_template_with_the_official_image() -> None:
     assert env["NGINX_ENVSUBST_OUTPUT_DIR"] == "/etc/nginx"
     # Compose reads "$$" as "$"; the image's envsubst then replaces only these two names.
     pattern = re.compile(env["NGINX_ENVSUBST_FILTER"].replace("$$", "$"))
-    names = {"PORT", "UPSTREAM", "HOME", "HOSTNAME", "PATH", "NGINX_VERSION"}
+    names = {"PORT", "UPSTREAM", "LIVE_UPSTREAM", "HOME", "HOSTNAME", "PATH", "NGINX_VERSION"}
     assert {n for n in names if pattern.search(n)} == set(VARIABLES)
 
 
 def test_the_nginx_template_renders_with_envsubst() -> None:
     template = TEMPLATE.read_text()
     assert set(re.findall(r"\$\{(\w+)\}", template)) == set(VARIABLES)
-    rendered = render(8080, "web:8000")
+    rendered = render(8080, "web:8000", "live:8001")
     assert "${" not in rendered
     assert re.search(r"^\s*listen 8080 default_server;", rendered, re.M)
     assert re.search(r"^\s*server web:8000;", rendered, re.M)
+    assert re.search(r"^\s*server live:8001;", rendered, re.M)
     # nginx's own variables survive the rendering.
     nginx_vars = set(re.findall(r"\$[a-z_0-9]+", template))
     assert {"$uri", "$remote_addr", "$hitl_log_path", "$status"} <= nginx_vars
@@ -138,7 +144,15 @@ def test_the_nginx_template_renders_with_envsubst() -> None:
     for timeout in ("client_header_timeout", "client_body_timeout", "send_timeout"):
         assert 0 < int(directive(timeout).removesuffix("s")) <= 15
     assert directive("proxy_request_buffering") == "on"
-    assert directive("proxy_buffering") == "on"
+    # Everything buffered but the consoles' event streams, which go to the live process as
+    # they come, and may stay open long.
+    assert re.findall(r"^\s*proxy_buffering\s+([^;]+);", rendered, re.M) == ["on", "off"]
+    events = re.search(r"location = /console/events \{([^}]*)\}", rendered)
+    assert events, "no location for /console/events"
+    assert "proxy_pass http://hitl_live;" in events.group(1)
+    assert re.search(r"proxy_buffering off;", events.group(1))
+    [read] = re.findall(r"proxy_read_timeout (\d+)h;", events.group(1))
+    assert int(read) >= 1
     assert directive("server_tokens") == "off"
     assert "$request_uri" not in rendered and "$request " not in rendered
     assert re.search(r"^\s*access_log \S+ hitl_json;", rendered, re.M)
@@ -177,7 +191,13 @@ def test_commands_name_installed_programs_and_importable_modules(procs: dict[str
                 modules.add(w.removeprefix("python:"))
             elif re.fullmatch(r"[\w.]+:\w+", w):
                 modules.add(w.split(":")[0])
-    assert modules == {"bridge.gunicorn_conf", "bridge.wsgi", "workers.worker", "workers.flower"}
+    assert modules == {
+        "bridge.gunicorn_conf",
+        "bridge.wsgi",
+        "workers.worker",
+        "workers.flower",
+        "workers.adapters.inbox.live",
+    }
     env = {
         "PATH": os.environ.get("PATH", ""),
         "BRIDGE_SECRET": SECRET,

@@ -1,9 +1,11 @@
 """The agent console at /console/: server-rendered pages, a little JavaScript
 (static/console.js) for Enter-to-send and live updates, and the sent files' URLs.
 
-Live updates poll `/console/live`, one Redis GET, twice a second; when the inbox's version
-moved, the page fetches `/console/parts` and swaps the queue and the conversation in.
-docs/performance.md says why polling and not server-sent events (the measurement).
+Live updates come from the live process (live.py): server-sent events carrying the
+rendered parts (parts.py), opened at CONSOLE_EVENTS_URL. Where that stream cannot be had
+(no live process, CONSOLE_EVENTS_URL=off), the page polls: `/console/live`, one Redis GET,
+twice a second, and `/console/parts` when the inbox's version moved. docs/performance.md
+says why (the measurement).
 """
 
 from __future__ import annotations
@@ -31,19 +33,38 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bridge.web import EXTENSION, runtime
 from bridge.web.auth import failed, throttled
 from workers.adapters.inbox import login
+from workers.adapters.inbox import parts as fragments
 from workers.adapters.inbox.agents import Agents
 from workers.adapters.inbox.desk import VIEWS, Desk, DeskError, View, waited
 from workers.adapters.inbox.files import MAX_FILE_BYTES, FileRefused, Files
+from workers.adapters.inbox.parts import web_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: How often open consoles ask whether anything changed (milliseconds; console.js).
+#: How often open consoles ask whether anything changed when they poll (milliseconds;
+#: console.js, without the live process's stream).
 POLL_MS = 500
 CSP = (
     "default-src 'self'; img-src 'self' https: data:; media-src 'self' https:; "
     "script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def csp(events_url: str) -> str:
+    """The console's Content-Security-Policy: with the event stream on another origin
+    (CONSOLE_EVENTS_URL), pages may connect there too."""
+    origin = origin_of(events_url)
+    return f"{CSP}; connect-src 'self' {origin}" if origin else CSP
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of an absolute http(s) URL, else ''."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https") and parsed.netloc:
+        return f"{parsed.scheme}://{parsed.netloc}"
+    return ""
+
 
 blueprint = Blueprint(
     "console",
@@ -72,19 +93,11 @@ def _body_cap() -> None:
 
 @blueprint.after_request
 def _headers(resp: Response) -> Response:
-    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["Content-Security-Policy"] = csp(runtime().settings.console_events_url)
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "same-origin"
     resp.headers["Cache-Control"] = "no-store"
     return resp
-
-
-def web_url(url: object) -> str:
-    """`url` when it is an http(s) address a page may link to, else ''."""
-    if not isinstance(url, str) or len(url) > 4096:
-        return ""
-    parsed = urlparse(url)
-    return url if parsed.scheme in ("http", "https") and parsed.netloc else ""
 
 
 def _desk() -> Desk:
@@ -181,28 +194,12 @@ def sign_out() -> ResponseReturnValue:
 
 # -- the console --------------------------------------------------------------------------
 def _view() -> View:
-    view = request.args.get("view", "unassigned")
-    return cast(View, view if view in VIEWS else "unassigned")
+    return fragments.view_of(request.args.get("view"))
 
 
 def _parts(view: View, tid: str | None, since: int | None = None) -> dict[str, Any]:
-    """What the page shows; with `since`, the open ticket's timeline only if it changed
-    after that inbox version (else its `messages` is None)."""
-    desk = _desk()
-    version = desk.version()  # read first: a change after it shows on the next poll
-    ticket = desk.ticket(tid, since=since) if tid else None
-    if ticket is not None:
-        desk.mark_seen(ticket["id"], g.agent, ticket["incoming"])
-    rows, counts = desk.board(view, g.agent)
-    return {
-        "v": version,
-        "view": view,
-        "rows": rows,
-        "counts": counts,
-        "ticket": ticket,
-        "now": time.time(),
-        "agent": g.agent,
-    }
+    """What the page shows (parts.py)."""
+    return fragments.context(runtime().store, g.agent, view, tid, since)
 
 
 @blueprint.get("/")
@@ -217,6 +214,7 @@ def home() -> ResponseReturnValue:
         "console/console.html",
         csrf=login.csrf_token(),
         poll_ms=POLL_MS,
+        events_url=runtime().settings.console_events_url,
         max_file_mib=MAX_FILE_BYTES // (1024 * 1024),
         files_on=bool(runtime().settings.public_base_url),
         # Only the whole page has the assign and saved-reply forms.
@@ -233,18 +231,8 @@ def parts() -> ResponseReturnValue:
     the page shows), `conversation` is null when the open one has not changed since: the
     page keeps what it has."""
     since = request.args.get("since", "")
-    p = _parts(_view(), request.args.get("c") or None, int(since) if since.isdigit() else None)
-    unchanged = p["ticket"] is not None and p["ticket"]["messages"] is None
-    return jsonify(
-        {
-            "v": p["v"],
-            "nav": render_template("console/_nav.html", **p),
-            "queue": render_template("console/_queue.html", **p),
-            "conversation": None
-            if unchanged
-            else render_template("console/_conversation.html", **p),
-        }
-    )
+    tid = request.args.get("c") or None
+    return jsonify(fragments.render(_parts(_view(), tid, int(since) if since.isdigit() else None)))
 
 
 @blueprint.get("/live")

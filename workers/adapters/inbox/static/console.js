@@ -41,19 +41,23 @@ document.addEventListener("DOMContentLoaded", function () {
     if (el && el.innerHTML !== html) el.innerHTML = html;
   }
 
+  function show(parts) {
+    version = String(parts.v);
+    lastRefresh = Date.now();
+    swap("nav", parts.nav);
+    swap("queue", parts.queue);
+    // Absent or null: the open conversation did not change.
+    if (parts.conversation != null) swap("conversation", parts.conversation);
+  }
+
+  // Polling, where the live process's stream cannot be had.
   // `since`: the conversation comes back only when it changed after what the page shows;
   // a full redraw (every 30 s) moves its waiting times on too.
   function refresh(full) {
     var q = full ? query : query + "&since=" + encodeURIComponent(version);
     return fetch("parts" + q, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
-      .then(function (parts) {
-        version = String(parts.v);
-        lastRefresh = Date.now();
-        swap("nav", parts.nav);
-        swap("queue", parts.queue);
-        if (parts.conversation !== null) swap("conversation", parts.conversation);
-      });
+      .then(show);
   }
 
   function tick() {
@@ -73,5 +77,34 @@ document.addEventListener("DOMContentLoaded", function () {
       .then(function () { busy = false; });
   }
 
-  setInterval(tick, every);
+  var polling = null;
+  function poll() {
+    if (polling === null) polling = setInterval(tick, every);
+  }
+
+  // Server-sent events from the live process (CONSOLE_EVENTS_URL; empty: off). It sends
+  // the parts at once, then on every change. Should the stream fail before its first
+  // message (no live process where this deployment routes it) or for good, poll instead;
+  // a stream that drops after working reconnects by itself.
+  var eventsUrl = main.dataset.eventsUrl;
+  if (!eventsUrl || typeof EventSource === "undefined") { poll(); return; }
+  var source;
+  try {
+    source = new EventSource(eventsUrl + query, { withCredentials: true });
+  } catch (e) { poll(); return; }
+  var heard = false;
+  source.onmessage = function (event) {
+    heard = true;
+    try { show(JSON.parse(event.data)); } catch (e) { /* the next event redraws */ }
+  };
+  source.addEventListener("signed-out", function () {
+    source.close();
+    window.location.reload();
+  });
+  source.onerror = function () {
+    if (!heard || source.readyState === EventSource.CLOSED) {
+      source.close();
+      poll();
+    }
+  };
 });
