@@ -20,7 +20,7 @@ INSTALLED = {
     "web": "gunicorn --config python:bridge.gunicorn_conf bridge.wsgi:app",
     "worker": "celery -A workers.worker --quiet worker --loglevel=INFO --queues=hitl "
     "--pool=${WORKER_POOL:-threads} --concurrency=${WORKER_CONCURRENCY:-16} "
-    "--without-gossip --without-mingle",
+    "--without-gossip --without-mingle --hostname=worker.$$@%h",
     "beat": "celery -A workers.worker --quiet beat --loglevel=WARNING",
     "flower": "python -m workers.flower",
     "live": "python -m workers.adapters.inbox.live",
