@@ -296,12 +296,21 @@ def bench_ingress(env: Env, seconds: float, connections: int, consoles: int = 50
                 f"{statistics.median(rates[name]):,.0f}",
             )
             row("ingress", f"{consoles} {mode} consoles: ratio bridge / trivial", f"{ct:.2f}x")
+            # The same round's bridge without consoles is the reference: (consoles / trivial)
+            # / (bridge / trivial) within a round is consoles / bridge, and rounds next to each
+            # other in time share this VM's phase, which a ratio of two medians does not.
+            within = ratio(name, "bridge")
             row(
                 "ingress",
-                f"{consoles} {mode} consoles: that / ratio without consoles",
-                f"{ct / bt:.2f}x",
+                f"{consoles} {mode} consoles: ratio with / without them, per round",
+                f"{within:.2f}x",
                 ">= 0.90x",
-                ct / bt >= 0.9,
+                within >= 0.9,
+            )
+            row(
+                "ingress",
+                f"{consoles} {mode} consoles: ratio of the medians (for comparison)",
+                f"{ct / bt:.2f}x",
             )
             stats = console_stats[mode]
             secs = sum(x["seconds"] for x in stats)

@@ -94,34 +94,63 @@ class Desk:
         return _counts([r for r in self._rows(tids, agent) if r["status"] == "open"], agent)
 
     def board(
-        self, view: View, agent: str, limit: int = QUEUE_LIMIT
-    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
-        """`queue(view, agent)` and `counts(agent)` together, the open tickets read once."""
-        if view == "closed":
-            return self.queue(view, agent, limit), self.counts(agent)
-        tids = cast(list[str], self.redis.zrange(self.k("open"), 0, -1))
-        rows = [r for r in self._rows(tids, agent) if r["status"] == "open"]
-        return _queue(rows, view, agent, limit), _counts(rows, agent)
+        self,
+        view: View,
+        agent: str,
+        limit: int = QUEUE_LIMIT,
+        summaries: list[dict[str, Any]] | None = None,
+        opened: str | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]], bool]:
+        """`queue(view, agent)` and `counts(agent)` together, the open tickets read once,
+        and whether the ticket `opened` (shown as read) had unread messages.
 
-    def _rows(self, tids: list[str], agent: str) -> list[dict[str, Any]]:
+        `summaries` are the open tickets as `open_summaries` read them (the live process
+        reads them once per inbox version for every console); only the agent's own read
+        marks are read here."""
+        if summaries is None:
+            summaries = self.open_summaries()
+        rows = self._unread(summaries, agent)
+        was_unread = any(r["unread"] for r in rows if r["id"] == opened)
+        if opened is not None:
+            rows = [{**r, "unread": 0} if r["id"] == opened else r for r in rows]
+        counts = _counts(rows, agent)
+        if view == "closed":
+            return self.queue(view, agent, limit), counts, was_unread
+        return _queue(rows, view, agent, limit), counts, was_unread
+
+    def open_summaries(self) -> list[dict[str, Any]]:
+        """Every open ticket's summary with its end user's profile, without read marks."""
+        tids = cast(list[str], self.redis.zrange(self.k("open"), 0, -1))
+        return [r for r in self._summaries(tids) if r["status"] == "open"]
+
+    def _summaries(self, tids: list[str]) -> list[dict[str, Any]]:
         if not tids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for tid in tids:
             pipe.hgetall(self.k("ticket", tid))
-        pipe.hmget(self.k("seen", agent), tids)
-        *tickets, seen = pipe.execute()
+        tickets = pipe.execute()
         requesters = [cast(dict[str, str], t).get("requester", "") for t in tickets]
         profiles = self._profiles(requesters)
         rows = []
-        for tid, h, s in zip(tids, tickets, seen, strict=True):
-            if not h:
-                continue
-            row = _summary(tid, cast(dict[str, str], h))
-            row["unread"] = max(0, row["incoming"] - int(s or 0))
-            row["user"] = profiles.get(row["requester"], {})
-            rows.append(row)
+        for tid, h in zip(tids, tickets, strict=True):
+            if h:
+                row = _summary(tid, cast(dict[str, str], h))
+                row["user"] = profiles.get(row["requester"], {})
+                rows.append(row)
         return rows
+
+    def _unread(self, summaries: list[dict[str, Any]], agent: str) -> list[dict[str, Any]]:
+        if not summaries:
+            return []
+        seen = self.redis.hmget(self.k("seen", agent), [r["id"] for r in summaries])
+        return [
+            {**r, "unread": max(0, r["incoming"] - int(s or 0))}
+            for r, s in zip(summaries, seen, strict=True)
+        ]
+
+    def _rows(self, tids: list[str], agent: str) -> list[dict[str, Any]]:
+        return self._unread(self._summaries(tids), agent)
 
     def _profiles(self, user_ids: list[str]) -> dict[str, dict[str, str]]:
         ids = sorted({u for u in user_ids if u})

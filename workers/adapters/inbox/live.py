@@ -59,7 +59,7 @@ WRITE_TIMEOUT_S = 10.0
 RETRY_MS = 1000
 #: Redis connections the streams share (a stream holds one only while it reads its parts):
 #: a thousand open consoles must not be a thousand Redis clients.
-REDIS_CONNECTIONS = 8
+REDIS_CONNECTIONS = 16
 PATH = "/console/events"
 
 
@@ -264,7 +264,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if v != seen or full:
                 seen = v
-                p = parts(store, agent, view, tid, None if full else shown)
+                # The watcher's version: the GET it made stands for every stream's.
+                p = parts(store, agent, view, tid, None if full else shown, v if v >= 0 else None)
                 if full or p["v"] != shown:  # else the page shows it already
                     self._event(p)
                     shown = int(p["v"])

@@ -9,11 +9,15 @@ what Flask's does (autoescape on for .html, the filters `waited` and `web_url`).
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 from urllib.parse import urlparse
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from bridge.storage import Store
 from workers.adapters.inbox.desk import VIEWS, Desk, View, waited
@@ -41,6 +45,7 @@ def environment() -> Environment:
 ENV = environment()
 _NAV = ENV.get_template("console/_nav.html")
 _QUEUE = ENV.get_template("console/_queue.html")
+_ROW = ENV.get_template("console/_row.html")
 _CONVERSATION = ENV.get_template("console/_conversation.html")
 
 
@@ -48,18 +53,70 @@ def view_of(raw: str | None) -> View:
     return raw if raw in VIEWS else "unassigned"  # type: ignore[return-value]
 
 
+class Memo:
+    """A small, thread-safe memory of recent results by key: what fifty consoles ask for
+    after one change is mostly the same (the open tickets at that version, the same queue
+    with the same unread marks), so it is read and rendered once, not fifty times. The
+    consoles wake together: the first one computes, the others wait for its result."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.items: OrderedDict[Hashable, Any] = OrderedDict()
+        self.pending: dict[Hashable, threading.Event] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        while True:
+            with self.lock:
+                if key in self.items:
+                    self.items.move_to_end(key)
+                    return self.items[key]
+                waiting = self.pending.get(key)
+                if waiting is None:
+                    done = self.pending[key] = threading.Event()
+                    break
+            waiting.wait(5.0)  # then look again (its maker may have failed)
+        try:
+            value = make()  # outside the lock: the other keys go on meanwhile
+            with self.lock:
+                self.items[key] = value
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
+            return value
+        finally:
+            with self.lock:
+                del self.pending[key]
+            done.set()
+
+
+#: Per process: the open tickets by inbox version, and rendered fragments by their inputs.
+SUMMARIES = Memo(size=4)
+FRAGMENTS = Memo(size=4096)
+
+
 def context(
-    store: Store, agent: str, view: View, tid: str | None, since: int | None = None
+    store: Store,
+    agent: str,
+    view: View,
+    tid: str | None,
+    since: int | None = None,
+    version: int | None = None,
 ) -> dict[str, Any]:
     """What the page shows; with `since`, the open ticket's timeline only if it changed
     after that inbox version (else its `messages` is None). Opening a ticket marks it read
-    by `agent`."""
+    by `agent`. `version`: the inbox version, when the caller just read it."""
     desk = Desk(store)
-    version = desk.version()  # read first: a change after it shows on the next update
+    if version is None:
+        version = desk.version()  # read first: a change after it shows on the next update
     ticket = desk.ticket(tid, since=since) if tid else None
-    if ticket is not None:
+    # Read after `version`: at worst newer than their label, never older; the next change
+    # moves the version and they are read again.
+    summaries = SUMMARIES.get((store.prefix, version), desk.open_summaries)
+    opened = ticket["id"] if ticket is not None else None
+    rows, counts, was_unread = desk.board(view, agent, summaries=summaries, opened=opened)
+    # Showing it marks it read; an open ticket already read costs no write.
+    if ticket is not None and (was_unread or ticket["status"] != "open"):
         desk.mark_seen(ticket["id"], agent, ticket["incoming"])
-    rows, counts = desk.board(view, agent)
     return {
         "v": version,
         "view": view,
@@ -74,17 +131,49 @@ def context(
 def render(ctx: dict[str, Any]) -> dict[str, Any]:
     """{v, nav, queue, conversation}: `conversation` is None when the open ticket has not
     changed since the version asked about (the page keeps what it shows)."""
-    unchanged = ctx["ticket"] is not None and ctx["ticket"]["messages"] is None
+    ticket = ctx["ticket"]
+    unchanged = ticket is not None and ticket["messages"] is None
+    # Each fragment is keyed by everything it shows; times are shown to the second.
+    second = int(ctx["now"])
+    counts = tuple((v, c["total"], c["unread"]) for v, c in sorted(ctx["counts"].items()))
+    rows = tuple((r["id"], r["unread"]) for r in ctx["rows"])
+    current = ticket["id"] if ticket is not None else ""
+    mine = ctx["agent"] if ctx["view"] == "mine" else ""
+    queue_key = ("queue", ctx["v"], ctx["view"], mine, current, second, rows)
+
+    def row(r: dict[str, Any]) -> Markup:
+        # Rows differ between consoles only by their read marks and which one is open.
+        is_current = r["id"] == current
+        key = ("row", ctx["v"], ctx["view"], r["id"], r["unread"], is_current, second)
+        html = FRAGMENTS.get(key, lambda: _ROW.render(ctx, r=r, current=is_current))
+        return Markup(html)
+
+    def queue() -> str:
+        return str(_QUEUE.render(ctx, row_html=[row(r) for r in ctx["rows"]]))
+
+    conversation = None
+    if not unchanged:
+        if ticket is None:
+            conversation = _CONVERSATION.render(ctx)
+        else:
+            yours = ticket["assignee"] == ctx["agent"]
+            key = ("conversation", ctx["v"], ticket["id"], len(ticket["messages"]), yours, second)
+            conversation = FRAGMENTS.get(key, lambda: _CONVERSATION.render(ctx))
     return {
         "v": ctx["v"],
-        "nav": _NAV.render(ctx),
-        "queue": _QUEUE.render(ctx),
-        "conversation": None if unchanged else _CONVERSATION.render(ctx),
+        "nav": FRAGMENTS.get(("nav", ctx["view"], counts), lambda: _NAV.render(ctx)),
+        "queue": FRAGMENTS.get(queue_key, queue),
+        "conversation": conversation,
     }
 
 
 def parts(
-    store: Store, agent: str, view: View, tid: str | None, since: int | None = None
+    store: Store,
+    agent: str,
+    view: View,
+    tid: str | None,
+    since: int | None = None,
+    version: int | None = None,
 ) -> dict[str, Any]:
     """What GET /console/parts answers: the inbox version and the rendered fragments."""
-    return render(context(store, agent, view, tid, since))
+    return render(context(store, agent, view, tid, since, version))
