@@ -353,3 +353,18 @@ def test_the_console_page_names_its_stream(
         assert "connect-src" not in policy  # default-src 'self'
     else:
         assert connect in policy
+
+
+def test_a_client_that_never_finishes_its_request_is_dropped(
+    server: live.LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No slow client served: request line and headers must come within the timeout."""
+    import socket
+
+    monkeypatch.setattr(live.Handler, "timeout", 0.5)
+    sock = socket.create_connection(("127.0.0.1", port_of(server)), timeout=5)
+    sock.sendall(b"GET /console/events HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+    t0 = time.monotonic()
+    assert sock.recv(100) == b""  # closed by the server
+    assert time.monotonic() - t0 < 3
+    sock.close()

@@ -171,6 +171,9 @@ class LiveServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     server: LiveServer
+    # A client gets this long to send its request line and headers: a slow one holds its
+    # thread for seconds, not forever (the stream itself sets its own write timeout).
+    timeout = WRITE_TIMEOUT_S
     protocol_version = "HTTP/1.0"
     server_version = "hitl-live"
     sys_version = ""
