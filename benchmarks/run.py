@@ -662,6 +662,31 @@ def bench_slow_botpress(env: Env, botpress: FakeBotpress, events: int) -> None:
         row("slow bp", f"agent messages -> Botpress, events/s ({name})", f"{rate:,.0f}")
 
 
+def bench_redis_cost(url: str, botpress: FakeBotpress) -> None:
+    """Redis commands (those inside scripts included) and round trips per delivered event
+    (benchmarks/redis_cost.py): what every worker adds on the one shared Redis."""
+    from benchmarks import redis_cost
+
+    print("redis: commands and round trips per delivered event (1,000 conversations, one each)")
+    for kind, helpdesk, what in redis_cost.CASES:
+        cmds, trips = redis_cost.measure(kind, 1000, url, botpress, helpdesk)
+        own = helpdesk != "inbox" or kind == "bp"
+        row(
+            "redis",
+            f"{what}: commands",
+            f"{cmds:.1f}",
+            "<= 20" if own else "",
+            cmds <= 20 if own else None,
+        )
+        row(
+            "redis",
+            f"{what}: round trips",
+            f"{trips:.1f}",
+            "<= 3" if own else "",
+            trips <= 3 if own else None,
+        )
+
+
 def max_rss(pid: int) -> float:
     """The largest RSS among `pid` and its descendants, in MiB."""
     pids = [pid]
@@ -810,14 +835,14 @@ def table() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
-    ap.add_argument("--only", choices=["ingress", "e2e", "scale", "slow"], action="append")
+    ap.add_argument("--only", choices=["ingress", "e2e", "scale", "slow", "redis"], action="append")
     args = ap.parse_args(argv)
     # A SIGTERM unwinds like Ctrl-C, so every process this run started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seconds = 4.0 if args.quick else 10.0
     events = 3000 if args.quick else 10000
     many = 2000 if args.quick else 10000
-    only = set(args.only or ["ingress", "e2e", "scale", "slow"])
+    only = set(args.only or ["ingress", "e2e", "scale", "slow", "redis"])
     print(f"machine: {machine()}")
     logs = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
     server = RedisServer(persistent=True).start()
@@ -833,6 +858,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_scale(env, many, events // 2, concurrency=WORKERS)
         if "slow" in only:
             bench_slow_botpress(env, botpress, events // 25)
+        if "redis" in only:
+            bench_redis_cost(server.url, botpress)
     finally:
         botpress.stop()
         server.cleanup()

@@ -340,7 +340,10 @@ class RedisCollector:
         ):
             c = CounterMetricFamily(name, doc, labels=["stream", "direction"])
             for kind in _KINDS:
-                c.add_metric(labels(kind), num(stats.counter(code, kind)))
+                if code == stats.DELIVERED:
+                    c.add_metric(labels(kind), float(stats.delivered(h, kind)))
+                else:
+                    c.add_metric(labels(kind), num(stats.counter(code, kind)))
             yield c
         hist = HistogramMetricFamily(
             "hitl_delivery_latency_seconds",

@@ -8,7 +8,8 @@ round trip as the delivery outcome they count.
 
 `P:stats` fields (`<k>` is a stream kind: hd, hu, rs, in, bp):
 
-    d:<k>        events delivered
+    d:<k>        events delivered: no longer written (the sum of the lb:<k>:* buckets is the
+                 same count, one command less per delivery); `delivered()` reads it
     r:<k>        delivery attempts that failed and were scheduled again (retries)
     x:<k>        events dead-lettered
     p:<k>        dead letters replayed
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bridge import events as ev
@@ -105,10 +106,14 @@ def delivered_increments(
     total = 0.0
     for at in ats:
         latency = max(0.0, now - at)
-        ints[counter(DELIVERED, kind)] += 1
         ints[bucket_field(kind, bucket_index(latency))] += 1
         total += latency
     return dict(ints), ({latency_sum_field(kind): round(total, 6)} if ints else {})
+
+
+def delivered(fields: Mapping[str, str], kind: str) -> int:
+    """Events of `kind` delivered so far: the latency buckets hold one count per delivery."""
+    return sum(int(fields.get(bucket_field(kind, i)) or 0) for i in range(len(LATENCY_BUCKETS) + 1))
 
 
 def conversation_of(stream: str) -> str | None:

@@ -63,7 +63,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -173,43 +173,49 @@ return {1, ''}
 # Returns {status, attempts, crashes, first_failed, due, faults}; status: 0 not due yet,
 # 1 go (first try or retry), 2 go, but a previous send never finished.
 _BEGIN_FN = """
-local function begin(lease, head, head_id, lease_ms, now)
-  redis.call('PEXPIRE', lease, lease_ms)
-  if redis.call('HGET', head, 'id') ~= head_id then
-    redis.call('DEL', head)
-    redis.call('HSET', head, 'id', head_id)
-  end
+local function begin(lease, head, head_id, lease_ms, now, renew)
+  if renew then redis.call('PEXPIRE', lease, lease_ms) end
   local h = redis.call('HGETALL', head)
   local s = {}
   for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
+  if s['id'] ~= head_id then
+    -- A new head (the usual case): its first attempt starts now, in one write.
+    if #h > 0 then redis.call('DEL', head) end
+    redis.call('HSET', head, 'id', head_id, 'attempts', 1, 'sending', now)
+    return {1, 1, 0, '0', '0', 0}
+  end
   if tonumber(s['due'] or '0') > tonumber(now) then
     return {0, tonumber(s['attempts'] or '0'), tonumber(s['crashes'] or '0'),
             s['first_failed'] or '0', s['due'], tonumber(s['faults'] or '0')}
   end
   local status = 1
   local crashes = tonumber(s['crashes'] or '0')
+  local attempts = tonumber(s['attempts'] or '0') + 1
   if s['sending'] then
     status = 2
     crashes = crashes + 1
-    redis.call('HSET', head, 'crashes', crashes)
-  elseif s['unsure'] then
-    status = 2  -- a try timed out after sending: it may have been applied
+    redis.call('HSET', head, 'attempts', attempts, 'sending', now, 'crashes', crashes)
+  else
+    if s['unsure'] then status = 2 end  -- a try timed out after sending: it may have landed
+    redis.call('HSET', head, 'attempts', attempts, 'sending', now)
   end
-  local attempts = redis.call('HINCRBY', head, 'attempts', 1)
-  redis.call('HSET', head, 'sending', now)
-  redis.call('HDEL', head, 'due')
+  if s['due'] then redis.call('HDEL', head, 'due') end
   return {status, attempts, crashes, s['first_failed'] or '0', '0', tonumber(s['faults'] or '0')}
 end
 """
 
-# One round trip at the top of each delivery: (take the lease,) peek, begin the head.
-# KEYS: lease, head, queue, kick; ARGV: token, lease ms, now, peek count, acquire (1/0)
-# Returns begin's answer followed by the peeked events, or {-3} busy (another worker holds
-# the lease), {-1} lease lost, {-4} nothing waiting.
+# One round trip at the top of each delivery: (take the lease,) peek, begin the head, and
+# read the records the head names (its conversation, and the user in its `author` field).
+# KEYS: lease, head, queue, kick, conversation record (or a key that does not exist)
+# ARGV: token, lease ms, now, peek count, acquire (1/0), user record key prefix ('': none)
+# Returns begin's answer, the conversation and the user as JSON objects ('{}': none),
+# then the peeked events; or {-3} busy (another worker holds the lease), {-1} lease lost,
+# {-4} nothing waiting.
 _TAKE = (
     _BEGIN_FN
     + """
-if ARGV[5] == '1' then
+local acquire = ARGV[5] == '1'
+if acquire then
   redis.call('DEL', KEYS[4])
   if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {-3} end
 elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -217,22 +223,41 @@ elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 local events = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[4]) - 1)
 if #events == 0 then return {-4} end
-local r = begin(KEYS[1], KEYS[2], cjson.decode(events[1])['id'], ARGV[2], ARGV[3])
+-- A lease just taken needs no renewal: SET gave it its full time.
+local head = cjson.decode(events[1])
+local r = begin(KEYS[1], KEYS[2], head['id'], ARGV[2], ARGV[3], not acquire)
+local function record(key)
+  local h = redis.call('HGETALL', key)
+  if #h == 0 then return '{}' end
+  local t = {}
+  for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
+  return cjson.encode(t)
+end
+local conv, user = '{}', '{}'
+if ARGV[6] ~= '' then
+  conv = record(KEYS[5])
+  local author = type(head['data']) == 'table' and head['data']['author']
+  if type(author) == 'string' and author ~= '' then user = record(ARGV[6] .. author) end
+end
+table.insert(r, conv)
+table.insert(r, user)
 for i = 1, #events do table.insert(r, events[i]) end
 return r
 """
 )
 
-# Consume the first n events (delivered) and append what they produced, atomically.
-# KEYS: queue, head, lease, pending, due, record, index, stats, history, ready, pumps,
+# Consume the first n events (delivered) and append what they produced, atomically. When
+# that empties the stream, the lease goes too (and the kick marker, so the next event wakes
+# the stream at once): the drain has nothing left to do, and no round trip to let go.
+# KEYS: queue, head, lease, pending, due, record, index, stats, history, ready, pumps, kick,
 #       then (out queue, out kick) pairs
 # ARGV: token, n, head id, stream, kick ttl ms, record updates (json [f, v, ...]),
 #       index value ('' for none), stats increments (json [f, n, ...]), float stats
 #       increments (json [f, x, ...]), history entries (json [...]), history cap,
-#       now, pump ttl, max pumps, new pump id, then (out stream, out json) pairs
+#       now, pump ttl, max pumps, new pump id, deferred before (1/0), then (out stream,
+#       out json) pairs
 # Returns {status, pump id to start or '', events left}; status 1 ok, -1 lease lost,
-# -2 head moved.
-# Returns {status, kicked streams...}; status 1 ok, -1 lease lost, -2 head moved.
+# -2 head moved. Events left 0: the lease was released.
 _ACK = (
     _WAKE
     + """
@@ -240,9 +265,14 @@ if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {-1, '', 0} end
 local first = redis.call('LINDEX', KEYS[1], 0)
 if (not first) or cjson.decode(first)['id'] ~= ARGV[3] then return {-2, '', 0} end
 redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[5], ARGV[4])
-if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[4]) end
+local left = redis.call('LLEN', KEYS[1])
+if left == 0 then
+  redis.call('SREM', KEYS[4], ARGV[4])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[12])  -- head, lease and kick marker at once
+else
+  redis.call('DEL', KEYS[2])
+end
+if ARGV[16] == '1' then redis.call('ZREM', KEYS[5], ARGV[4]) end
 local updates = cjson.decode(ARGV[6])
 if #updates > 0 then redis.call('HSET', KEYS[6], unpack(updates)) end
 if ARGV[7] ~= '' then redis.call('SET', KEYS[7], ARGV[7]) end
@@ -256,8 +286,8 @@ if #hist > 0 then
   redis.call('LTRIM', KEYS[9], -tonumber(ARGV[11]), -1)
 end
 local woke = false
-local k = 12
-for i = 16, #ARGV, 2 do
+local k = 13
+for i = 17, #ARGV, 2 do
   redis.call('RPUSH', KEYS[k], ARGV[i + 1])
   redis.call('SADD', KEYS[4], ARGV[i])
   if redis.call('SET', KEYS[k + 1], '1', 'NX', 'PX', ARGV[5]) then
@@ -268,7 +298,7 @@ for i = 16, #ARGV, 2 do
 end
 local pump = ''
 if woke then pump = reserve_pump(KEYS[10], KEYS[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]) end
-return {1, pump, redis.call('LLEN', KEYS[1])}
+return {1, pump, left}
 """
 )
 
@@ -414,6 +444,10 @@ class Head:
     first_failed: float
     due: float
     faults: int = 0  # earlier tries that failed with an unexpected error
+    #: The head's conversation and author records as stored ({} when absent), read in the
+    #: same round trip when `take` was asked for them (`records=True`), else None.
+    conversation: Mapping[str, str] | None = None
+    author: Mapping[str, str] | None = None
 
     @property
     def maybe_applied(self) -> bool:
@@ -567,9 +601,16 @@ class Store:
         pipe.hgetall(self.conv_key(cid))
         pipe.hgetall(self.user_key(uid))
         c, u = cast(list[dict[str, str]], pipe.execute())
+        return self.records_of(cid, uid, c, u)
+
+    @staticmethod
+    def records_of(
+        cid: str, uid: str, conv: Mapping[str, str], user: Mapping[str, str]
+    ) -> tuple[Conversation | None, User | None]:
+        """The records as `conversation_and_user` returns them, from their stored hashes."""
         return (
-            Conversation.from_hash(cid, c) if c else None,
-            User.from_hash(uid, u) if u and uid != "BOT" else None,
+            Conversation.from_hash(cid, conv) if conv else None,
+            User.from_hash(uid, user) if user and uid != "BOT" else None,
         )
 
     def user(self, uid: str) -> User | None:
@@ -690,20 +731,35 @@ class Store:
         peek: int,
         *,
         acquire: bool,
+        records: bool = False,
     ) -> Take:
-        """(Take the lease,) peek `peek` events and begin the head's delivery attempt."""
+        """(Take the lease,) peek `peek` events and begin the head's delivery attempt; with
+        `records`, also read the head's conversation (the stream's owner) and its author's
+        user record, which a message's delivery needs, in the same round trip."""
+        _, owner = split_stream(stream)
         r = self._take(
             keys=[
                 self.key("lease", stream),
                 self.key("head", stream),
                 self.queue_key(stream),
                 self.key("kick", stream),
+                self.conv_key(owner) if records else self.key("none"),
             ],
-            args=[token, int(lease_seconds * 1000), repr(now), peek, 1 if acquire else 0],
+            args=[
+                token,
+                int(lease_seconds * 1000),
+                repr(now),
+                peek,
+                1 if acquire else 0,
+                self.user_key("") if records else "",
+            ],
         )
         if int(r[0]) < 0 and len(r) == 1:
             return Take(int(r[0]))
-        return Take(int(r[0]), Head.parse(r[:6]), [Event.from_json(e) for e in r[6:]])
+        head = Head.parse(r[:6])
+        if records:
+            head = replace(head, conversation=json.loads(r[6]), author=json.loads(r[7]))
+        return Take(int(r[0]), head, [Event.from_json(e) for e in r[8:]])
 
     def let_go(self, stream: str, token: str) -> tuple[int, float]:
         """Release the lease; returns (events still waiting, due time of a deferred head)."""
@@ -750,7 +806,8 @@ class Store:
         `delivered` are those events (counted in P:stats, with their latency at `now`, and
         recorded in the conversation's history with `attempts`).
         Returns (a pump id to start or '', events left on the stream), or None when the
-        lease was lost or the head moved (nothing written).
+        lease was lost or the head moved (nothing written). No events left: the lease is
+        released already (`let_go` is not needed).
         """
         now = time.time() if now is None else now
         kind, _ = split_stream(stream)
@@ -774,6 +831,7 @@ class Store:
             self.history_key(stream),
             self.key("ready"),
             self.key("pumps"),
+            self.key("kick", stream),
         ]
         args: list[Any] = [
             token,
@@ -788,6 +846,8 @@ class Store:
             json.dumps(hist),
             stats.HISTORY_CAP,
             *self._wake_args(),
+            # Only a head that was put off before can be in the due schedule.
+            1 if attempts > 1 else 0,
         ]
         for ev in outs:
             keys += [self.queue_key(ev.stream), self.key("kick", ev.stream)]

@@ -93,7 +93,9 @@ def drain(ctx: Context, stream: str) -> int:
         raise
     if result is None:
         return 0  # another worker holds it; it re-checks the stream before letting go
-    delivered, handed_back = result
+    delivered, handed_back, released = result
+    if released:
+        return delivered  # the last ack emptied the stream and let go in the same step
     left, due = store.let_go(stream, token)
     # An event appended between our last look and the release found the lease taken;
     # look once more so it never waits for the sweeper.
@@ -102,31 +104,36 @@ def drain(ctx: Context, stream: str) -> int:
     return delivered
 
 
-def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool] | None:
-    """Deliver under the lease: (delivered, handed back unfinished), None when busy."""
+def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool, bool] | None:
+    """Deliver under the lease: (delivered, handed back unfinished, lease released by the
+    last ack), None when busy."""
     store = ctx.store
     kind, _ = ev.split_stream(stream)
     handler = HANDLERS[kind]
     peek = PEEK.get(kind, 1)
+    # Messages to the helpdesk need their conversation and author: read with the head.
+    records = kind == ev.TO_HELPDESK
     delivered = 0
     acquire = True
     stop_at = time.monotonic() + MAX_TASK_SECONDS
     while delivered < MAX_PER_TASK and time.monotonic() < stop_at and not STOPPING.is_set():
         # A little slack so a countdown that fires a hair early is not sent back to wait.
         now = time.time() + 0.05
-        taken = store.take(stream, token, ctx.settings.lease_seconds, now, peek, acquire=acquire)
+        taken = store.take(
+            stream, token, ctx.settings.lease_seconds, now, peek, acquire=acquire, records=records
+        )
         if taken.status == BUSY:
             return None
         acquire = False
         if taken.status == LOST:
             log.warning("lease lost", extra={"stream": stream})
-            return delivered, False
+            return delivered, False, False
         if taken.status == EMPTY or taken.head is None:
-            return delivered, False
+            return delivered, False, False
         head, events = taken.head, taken.events
         head_event = events[0]
         if head.status == 0:
-            return delivered, False  # deferred; the due schedule wakes it
+            return delivered, False, False  # deferred; the due schedule wakes it
         if head.crashes >= MAX_CRASHES:
             _dead_letter(
                 ctx,
@@ -174,11 +181,11 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool] | N
                 ctx, stream, token, head_event, head.attempts, head.first_failed, exc, fault
             ):
                 continue  # window spent: dead-lettered, go on with the next event
-            return delivered, False
+            return delivered, False, False
         batch = events[: outcome.consumed]
         left = _commit(ctx, stream, token, batch, outcome, head.attempts)
         if left is None:
-            return delivered, False
+            return delivered, False, False
         delivered += outcome.consumed
         for e in batch:
             log.info(
@@ -193,8 +200,8 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool] | N
                 },
             )
         if left == 0:
-            return delivered, False
-    return delivered, True
+            return delivered, False, True
+    return delivered, True, False
 
 
 def _commit(

@@ -98,8 +98,12 @@ def to_helpdesk(ctx: Context, events: Sequence[Event], head: Head) -> Outcome:
         )
     if first.kind == ev.MESSAGE:
         author_id = first.data["author"]
-        # One round trip for both records: this is the hot path of every message.
-        found, user = ctx.store.conversation_and_user(cid, author_id)
+        # Both records came with the head (the drain's take), or in one round trip here:
+        # this is the hot path of every message.
+        if head.conversation is not None and head.author is not None:
+            found, user = ctx.store.records_of(cid, author_id, head.conversation, head.author)
+        else:
+            found, user = ctx.store.conversation_and_user(cid, author_id)
         if found is None:
             raise PermanentError(f"conversation {cid} does not exist")
         conv = _ticketed(ctx, cid, found)

@@ -177,3 +177,51 @@ def test_a_try_that_timed_out_after_sending_is_retried_as_maybe_applied(store: S
     store.defer("hd:c_1", token, e.id, now, "timed out", "", now, unsure=True)
     head = store.begin("hd:c_1", token, e.id, 10, now + 1)
     assert head.maybe_applied and head.crashes == 0  # a doubt, not a crash
+
+
+def test_the_ack_that_empties_a_stream_lets_go_in_the_same_step(store: Store) -> None:
+    """Issue 16: no round trip to let go after the last event; the next event wakes it."""
+    e = msg()
+    store.append(e)
+    assert store.ready_streams() == ["hd:c_1"]
+    store.redis.delete(store.key("ready"))  # a pump popped it
+    token = store.acquire_lease("hd:c_1", 10)
+    assert token
+    store.begin("hd:c_1", token, e.id, 10, time.time())
+    acked = store.ack("hd:c_1", token, e.id, 1)
+    assert acked is not None and acked[1] == 0
+    assert not store.is_leased("hd:c_1") and store.pending_streams() == []
+    assert not store.redis.exists(store.key("head", "hd:c_1"))
+    # The kick marker went with the lease: the next event wakes the stream at once.
+    store.append(msg(n=1))
+    assert store.ready_streams() == ["hd:c_1"]
+
+
+def test_an_ack_that_leaves_events_keeps_the_lease(store: Store) -> None:
+    first, second = msg(n=0), msg(n=1)
+    store.append(first)
+    store.append(second)
+    token = store.acquire_lease("hd:c_1", 10)
+    assert token
+    store.begin("hd:c_1", token, first.id, 10, time.time())
+    acked = store.ack("hd:c_1", token, first.id, 1)
+    assert acked is not None and acked[1] == 1
+    assert store.is_leased("hd:c_1") and store.pending_streams() == ["hd:c_1"]
+
+
+def test_take_reads_the_heads_conversation_and_author_in_the_same_step(store: Store) -> None:
+    store.redis.hset(store.conv_key("c_1"), mapping={"title": "Refund", "ticket_id": "7"})
+    store.redis.hset(store.user_key("u_1"), mapping={"name": "Ada"})
+    e = ev.Event(ev.MESSAGE, "hd:c_1", {"author": "u_1", "type": "text", "payload": {}})
+    store.append(e)
+    token = "t" * 16
+    taken = store.take("hd:c_1", token, 10, time.time(), 5, acquire=True, records=True)
+    assert taken.head is not None and [x.id for x in taken.events] == [e.id]
+    assert taken.head.conversation == {"title": "Refund", "ticket_id": "7"}
+    assert taken.head.author == {"name": "Ada"}
+    # Without asking, none are read; an unknown author is an empty record.
+    plain = store.take("hd:c_1", token, 10, time.time(), 5, acquire=False)
+    assert plain.head is not None and plain.head.conversation is None
+    store.append(ev.Event(ev.MESSAGE, "hd:c_2", {"author": "BOT", "type": "text", "payload": {}}))
+    other = store.take("hd:c_2", token, 10, time.time(), 5, acquire=True, records=True)
+    assert other.head is not None and other.head.conversation == {} and other.head.author == {}
