@@ -53,7 +53,7 @@ class Botpress:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.session = http.session()
+        self.session = http.session(settings.pumps)
 
     def deliver(self, event: ev.Event) -> None:
         url = self.settings.botpress_webhook_url

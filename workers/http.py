@@ -15,15 +15,18 @@ from bridge.errors import PermanentError, TransientError
 USER_AGENT = f"botpress-hitl-bridge/{__version__}"
 
 
-#: Keep-alive connections kept per host: one per pool thread that may call it at once
-#: (requests keeps 10 and drops the rest after each use).
+#: Keep-alive connections kept per host, at least: one per pool thread that may call it at
+#: once (requests keeps 10 and drops the rest after each use, so a busier worker would open
+#: a new connection for every call above that).
 POOL_SIZE = 64
 
 
-def session() -> requests.Session:
+def session(concurrency: int = POOL_SIZE) -> requests.Session:
+    """A session keeping a keep-alive connection per host for each of `concurrency` sends
+    in flight at once (a worker's pumps), and never fewer than POOL_SIZE."""
     s = requests.Session()
     s.headers["User-Agent"] = USER_AGENT
-    adapter = HTTPAdapter(pool_maxsize=POOL_SIZE)
+    adapter = HTTPAdapter(pool_maxsize=max(POOL_SIZE, concurrency))
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     return s

@@ -14,6 +14,7 @@ from bridge.config import Settings
 from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.fetcher import Fetcher, FetchError, FetchPolicy, loggable
 from bridge.storage import Conversation, Store, User
+from workers import http
 from workers.adapters.base import (
     AgentAssigned,
     AgentMessage,
@@ -67,7 +68,9 @@ class ZendeskHelpdesk(Helpdesk):
     ) -> None:
         super().__init__(settings, store)
         self.config = ZendeskConfig.from_environ(settings.environ)
-        self.client = client or ZendeskClient(self.config, timeout=settings.http_timeout)
+        self.client = client or ZendeskClient(
+            self.config, timeout=settings.http_timeout, session=http.session(settings.pumps)
+        )
         self.state = AdapterState(store)
         # Files named in messages, fetched by the one SSRF-safe fetcher. One per adapter,
         # so per worker process: its bound on downloads in flight keeps pumps free.
