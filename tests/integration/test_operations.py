@@ -64,9 +64,16 @@ def test_a_real_worker_moves_the_delivery_counters(
     assert sample(waiting, "hitl_queue_depth", **hd) == 4
     assert sample(waiting, "hitl_oldest_event_age_seconds", **hd) > 0
     worker = workers()
+    # A scrape reads the gauges and the counters one after the other, not as one snapshot:
+    # an ack between them shows the queue before it and the counters after it.
     done = wait_until(
-        lambda: (m := scrape()) and sample(m, "hitl_events_delivered_total", **hd) == 4 and m,
-        what="4 deliveries counted",
+        lambda: (
+            (m := scrape())
+            and sample(m, "hitl_events_delivered_total", **hd) == 4
+            and sample(m, "hitl_queue_depth", **hd) == 0
+            and m
+        ),
+        what="4 deliveries counted and none waiting",
     )
     assert sample(done, "hitl_delivery_latency_seconds_count", **hd) == 4
     assert sample(done, "hitl_delivery_latency_seconds_bucket", le="+Inf", **hd) == 4
