@@ -662,6 +662,64 @@ def bench_slow_botpress(env: Env, botpress: FakeBotpress, events: int) -> None:
         row("slow bp", f"agent messages -> Botpress, events/s ({name})", f"{rate:,.0f}")
 
 
+def bench_scale_out(env: Env, botpress: FakeBotpress, per_conversation: int) -> None:
+    """1, 2 and 4 worker processes on one Redis, agent messages to a Botpress answering
+    every call after 100 ms, over 1,000 conversations: events/s per process count, and
+    Redis CPU per 1,000 events (what each added worker costs the one shared piece)."""
+    print(
+        "scale-out: 1, 2, 4 workers (threads, 128 each) -> a 100 ms Botpress, 1,000 conversations"
+    )
+    botpress.delay = 0.1
+    try:
+        for n in (1, 2, 4):
+            client = _flush(env.redis_url)
+            names = [f"worker{i}" for i in range(n)]
+            procs = [
+                env.spawn(
+                    name, procfile.read()["worker"], WORKER_CONCURRENCY="128", PUMPS=str(128 * n)
+                )
+                for name in names
+            ]
+            try:
+                for name in names:
+                    wait_worker(env, name)
+                pairs = _seed(env, 1000)
+                _wait_drained(client)
+                rt = build_runtime(_settings(env))
+                cpu0, t0 = redis_cpu(client), time.perf_counter()
+                for k in range(per_conversation):
+                    for _, cid in pairs:
+                        rt.append(
+                            ev.Event(
+                                ev.AGENT_MESSAGE,
+                                ev.stream(ev.TO_BOTPRESS, cid),
+                                {
+                                    "agent_id": "a",
+                                    "message_type": "text",
+                                    "payload": {"text": f"r{k}"},
+                                },
+                            )
+                        )
+                _wait_drained(client)
+                seconds, events = time.perf_counter() - t0, per_conversation * len(pairs)
+                per_k = (redis_cpu(client) - cpu0) / events * 1000
+                row(
+                    "scale",
+                    f"{n} worker(s): events/s to a 100 ms Botpress",
+                    f"{events / seconds:,.0f}",
+                )
+                row(
+                    "scale", f"{n} worker(s): Redis CPU per 1,000 events", f"{per_k * 1000:,.0f} ms"
+                )
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(timeout=60)
+    finally:
+        botpress.delay = 0.0
+
+
 def bench_redis_cost(url: str, botpress: FakeBotpress) -> None:
     """Redis commands (those inside scripts included) and round trips per delivered event
     (benchmarks/redis_cost.py): what every worker adds on the one shared Redis."""
@@ -835,14 +893,16 @@ def table() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
-    ap.add_argument("--only", choices=["ingress", "e2e", "scale", "slow", "redis"], action="append")
+    ap.add_argument(
+        "--only", choices=["ingress", "e2e", "scale", "slow", "redis", "scaleout"], action="append"
+    )
     args = ap.parse_args(argv)
     # A SIGTERM unwinds like Ctrl-C, so every process this run started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seconds = 4.0 if args.quick else 10.0
     events = 3000 if args.quick else 10000
     many = 2000 if args.quick else 10000
-    only = set(args.only or ["ingress", "e2e", "scale", "slow", "redis"])
+    only = set(args.only or ["ingress", "e2e", "scale", "slow", "redis", "scaleout"])
     print(f"machine: {machine()}")
     logs = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
     server = RedisServer(persistent=True).start()
@@ -860,6 +920,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_slow_botpress(env, botpress, events // 25)
         if "redis" in only:
             bench_redis_cost(server.url, botpress)
+        if "scaleout" in only:
+            bench_scale_out(env, botpress, 4 if args.quick else 8)
     finally:
         botpress.stop()
         server.cleanup()
