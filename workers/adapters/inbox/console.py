@@ -34,7 +34,7 @@ from bridge.web import EXTENSION, runtime
 from bridge.web.auth import failed, throttled
 from workers.adapters.inbox import login
 from workers.adapters.inbox import parts as fragments
-from workers.adapters.inbox.agents import Agents
+from workers.adapters.inbox.agents import NAME_RE, Agents
 from workers.adapters.inbox.desk import VIEWS, Desk, DeskError, View, waited
 from workers.adapters.inbox.files import MAX_FILE_BYTES, FileRefused, Files
 from workers.adapters.inbox.parts import web_url
@@ -312,7 +312,8 @@ def note(tid: str) -> ResponseReturnValue:
 @agent_required
 def assign(tid: str) -> ResponseReturnValue:
     assignee = request.form.get("assignee", "").strip() or g.agent
-    if Agents(runtime().store).version(assignee) is None:
+    # A name agents can have, or no lookup at all.
+    if not NAME_RE.fullmatch(assignee) or Agents(runtime().store).version(assignee) is None:
         return _refuse(400, f"assignee: no agent {assignee}")
     # The conversation leaves "unassigned": follow it to where it went.
     view = "mine" if assignee == g.agent else "open"

@@ -8,6 +8,7 @@ Botpress must hear of (`Action.rings`).
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -22,6 +23,9 @@ ACTIONS = ("message", "note", "assign", "close")
 MAX_TEXT = 65536
 MAX_REPLY_TITLE = 100
 MAX_SAVED_REPLIES = 200
+#: What a ticket id can be (the bridge mints `c_<url-safe>`): anything else names no ticket
+#: and is never looked up (a request's path must not pick arbitrary Redis keys).
+TICKET_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 #: Rows a queue shows; closed tickets are the most recently closed.
 QUEUE_LIMIT = 200
 
@@ -90,8 +94,7 @@ class Desk:
 
     def counts(self, agent: str) -> dict[str, dict[str, int]]:
         """For each open view: how many conversations, and how many have unread messages."""
-        tids = cast(list[str], self.redis.zrange(self.k("open"), 0, -1))
-        return _counts([r for r in self._rows(tids, agent) if r["status"] == "open"], agent)
+        return self.board("open", agent)[1]
 
     def board(
         self,
@@ -164,6 +167,8 @@ class Desk:
 
         With `since` (an inbox version), a ticket that has not changed since comes without
         its profile and timeline: `messages` is None (live updates need not redraw it)."""
+        if not TICKET_ID.fullmatch(tid):
+            return None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.k("ticket", tid))
         if since is None:
@@ -209,6 +214,8 @@ class Desk:
         """Record what `agent` did on an open ticket: a message (text, or an image or file
         `payload`), an internal note, an assignment (to `assignee`, the agent by default)
         or the close."""
+        if not TICKET_ID.fullmatch(tid):
+            raise UnknownTicket(f"no conversation {tid[:100]}")
         if kind not in ACTIONS:
             raise Invalid(f"kind: one of {', '.join(ACTIONS)}")
         fields: dict[str, Any] = {}
