@@ -34,7 +34,7 @@ from benchmarks import loadgen  # noqa: E402
 from bridge import events as ev  # noqa: E402
 from bridge import procfile  # noqa: E402
 from bridge.app import build_runtime  # noqa: E402
-from bridge.config import Settings  # noqa: E402
+from bridge.config import DEFAULT_WORKER_CONCURRENCY, Settings  # noqa: E402
 from bridge.storage import Conversation, User  # noqa: E402
 from tests.support.fake_botpress import FakeBotpress  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
@@ -60,8 +60,8 @@ class Row:
 
 #: The worker's pool and concurrency (WORKER_POOL, WORKER_CONCURRENCY) for the end-to-end and
 #: scale runs, the Procfile's defaults unless set; plain Celery gets the same.
-POOL = os.environ.get("BENCH_POOL", "threads")
-WORKERS = int(os.environ.get("BENCH_WORKERS", "16" if POOL == "threads" else "2"))
+POOL = os.environ.get("BENCH_POOL", "gevent")
+WORKERS = int(os.environ.get("BENCH_WORKERS", {"gevent": "256", "threads": "16"}.get(POOL, "2")))
 
 ROWS: list[Row] = []
 
@@ -617,58 +617,11 @@ def latency_at_rate(env: Env, botpress: FakeBotpress, concurrency: int, seconds:
         )
 
 
-def slow_botpress_rate(
-    env: Env, botpress: FakeBotpress, delay: float, events: int, **worker: str
-) -> float:
-    """Agent messages per second delivered to a Botpress that takes `delay` seconds to
-    answer each webhook call (a remote one does), over 100 conversations, by a worker
-    started with `worker` as its environment."""
-    client = _flush(env.redis_url)
-    botpress.delay = delay
-    try:
-        with running(env.spawn("worker", **worker)):
-            wait_worker(env, "worker")
-            pairs = _seed(env, 100)
-            _wait_drained(client)
-            rt = build_runtime(_settings(env))  # reserves pumps under the worker's limit
-            t0 = time.perf_counter()
-            for k in range(events // len(pairs)):
-                for _, cid in pairs:
-                    rt.append(
-                        ev.Event(
-                            ev.AGENT_MESSAGE,
-                            ev.stream(ev.TO_BOTPRESS, cid),
-                            {
-                                "agent_id": "agent-1",
-                                "message_type": "text",
-                                "payload": {"text": f"reply {k}"},
-                            },
-                        )
-                    )
-            _wait_drained(client)
-            return events // len(pairs) * len(pairs) / (time.perf_counter() - t0)
-    finally:
-        botpress.delay = 0.0
-
-
-def bench_slow_botpress(env: Env, botpress: FakeBotpress, events: int) -> None:
-    print("slow Botpress: each webhook call answered after 100 ms")
-    pools = {
-        "prefork, 2 processes": {"WORKER_POOL": "prefork", "WORKER_CONCURRENCY": "2"},
-        "threads, 16 (the default)": {"WORKER_POOL": "threads", "WORKER_CONCURRENCY": "16"},
-    }
-    for name, worker in pools.items():
-        rate = slow_botpress_rate(env, botpress, 0.1, events, **worker)
-        row("slow bp", f"agent messages -> Botpress, events/s ({name})", f"{rate:,.0f}")
-
-
 def bench_scale_out(env: Env, botpress: FakeBotpress, per_conversation: int) -> None:
     """1, 2 and 4 worker processes on one Redis, agent messages to a Botpress answering
     every call after 100 ms, over 1,000 conversations: events/s per process count, and
     Redis CPU per 1,000 events (what each added worker costs the one shared piece)."""
-    print(
-        "scale-out: 1, 2, 4 workers (threads, 128 each) -> a 100 ms Botpress, 1,000 conversations"
-    )
+    print("scale-out: 1, 2, 4 workers (the Procfile's) -> a 100 ms Botpress, 1,000 conversations")
     botpress.delay = 0.1
     try:
         for n in (1, 2, 4):
@@ -676,7 +629,7 @@ def bench_scale_out(env: Env, botpress: FakeBotpress, per_conversation: int) -> 
             names = [f"worker{i}" for i in range(n)]
             procs = [
                 env.spawn(
-                    name, procfile.read()["worker"], WORKER_CONCURRENCY="128", PUMPS=str(128 * n)
+                    name, procfile.read()["worker"], PUMPS=str(DEFAULT_WORKER_CONCURRENCY * n)
                 )
                 for name in names
             ]
@@ -718,6 +671,133 @@ def bench_scale_out(env: Env, botpress: FakeBotpress, per_conversation: int) -> 
                     p.wait(timeout=60)
     finally:
         botpress.delay = 0.0
+
+
+#: Worker settings compared by the latency benchmark: the Procfile's defaults first.
+LATENCY_WORKERS: dict[str, dict[str, str]] = {
+    "gevent, 256": {"WORKER_POOL": "gevent", "WORKER_CONCURRENCY": "256"},
+    "gevent, 512": {"WORKER_POOL": "gevent", "WORKER_CONCURRENCY": "512"},
+    "threads, 16": {"WORKER_POOL": "threads", "WORKER_CONCURRENCY": "16"},
+    "threads, 128": {"WORKER_POOL": "threads", "WORKER_CONCURRENCY": "128"},
+}
+
+
+def _remote(port: int, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}{path}"
+    r = requests.post(url, json=body, timeout=5) if body is not None else requests.get(url)
+    return cast(dict[str, Any], r.json())
+
+
+def latency_leg(
+    env: Env, port: int, worker: dict[str, str], kind: str, delays: tuple[float, float], per: int
+) -> dict[str, float]:
+    """`per` events on each of 1,000 conversations, queued while no worker runs, then
+    drained by one worker process against a remote answering after `delays` (Botpress,
+    helpdesk). kind "bp": agent messages to Botpress; "hd": end-user messages to Zendesk."""
+    client = _flush(env.redis_url)
+    _remote(port, "/control", {})
+    with running(env.spawn("worker", **worker)):
+        wait_worker(env, "worker")
+        pairs = _seed(env, 1000)
+        _wait_drained(client)
+    rt = build_runtime(_settings(env))
+    _remote(port, "/control", {"bp_delay": delays[0], "hd_delay": delays[1]})
+    for k in range(per):
+        for uid, cid in pairs:
+            if kind == "bp":
+                data = {"agent_id": "a", "message_type": "text", "payload": {"text": f"r #{k}"}}
+                rt.append(ev.Event(ev.AGENT_MESSAGE, ev.stream(ev.TO_BOTPRESS, cid), data))
+            else:
+                msg = {"author": uid, "type": "text", "payload": {"text": f"m #{k}"}}
+                rt.append(ev.Event(ev.MESSAGE, ev.stream(ev.TO_HELPDESK, cid), msg))
+    events = per * len(pairs)
+    with running(env.spawn("worker", **worker)) as proc:
+        wait_worker(env, "worker")
+        # The steady state: from the 20th to the 80th percent of the calls, past the
+        # worker's start and ramp-up, before the last conversations run out.
+        marks: list[tuple[float, float, dict[str, Any]]] = []
+        for share in (0.2, 0.8):
+            while (now := _remote(port, "/stats"))["numbers"] < share * events:
+                time.sleep(0.002)
+            marks.append((time.time(), cpu_seconds(proc.pid), now))
+        _wait_drained(client, timeout=600)
+        rss = max_rss(proc.pid)
+    stats = _remote(port, "/stats")
+    (t0, cpu0, s0), (t1, cpu1, s1) = marks
+    window = s1["numbers"] - s0["numbers"]
+    seconds = t1 - t0
+    return {
+        "rate": window / seconds,
+        "calls": (s1["calls"] - s0["calls"]) / seconds,
+        "cpu_ms": (cpu1 - cpu0) / window * 1000,
+        "rss": rss,
+        "lost": events - stats["numbers"],
+        "out_of_order": stats["out_of_order"] + stats["duplicates"],
+    }
+
+
+def bench_latency(env: Env, per: int, workers: dict[str, dict[str, str]]) -> None:
+    """Latency hidden: one worker process against a Botpress answering every call after
+    100 ms and a Zendesk answering after 300 ms (benchmarks/remote.py), 1,000 active
+    conversations, beside the same worker against the same endpoints answering at once."""
+    print("latency: one worker, 1,000 conversations, Botpress 100 ms / Zendesk 300 ms")
+    port = free_port()
+    remote = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.remote", str(port)], cwd=ROOT, env=env.env
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            _remote(port, "/stats")
+            break
+        except requests.RequestException:
+            time.sleep(0.05)
+    lenv = Env(env.redis_url, FakeBotpress(), env.logs)
+    lenv.env.update(
+        HELPDESK="zendesk",
+        ZENDESK_URL=base,
+        ZENDESK_EMAIL="bench@example.com",
+        ZENDESK_API_TOKEN="bench-token-0123456789",
+        BOTPRESS_WEBHOOK_URL=f"{base}/hook",
+    )
+    try:
+        for name, worker in workers.items():
+            instant = latency_leg(lenv, port, worker, "bp", (0.0, 0.0), per)
+            slow = latency_leg(lenv, port, worker, "bp", (0.1, 0.0), per)
+            hd = latency_leg(lenv, port, worker, "hd", (0.0, 0.3), per)
+            ratio = slow["rate"] / instant["rate"]
+            row("latency", f"{name}: events/s, instant Botpress", f"{instant['rate']:,.0f}")
+            row(
+                "latency",
+                f"{name}: events/s, 100 ms Botpress",
+                f"{slow['rate']:,.0f}",
+                ">= 2,000",
+                slow["rate"] >= 2000,
+            )
+            row(
+                "latency",
+                f"{name}: ratio 100 ms / instant",
+                f"{ratio:.2f}",
+                ">= 0.25",
+                ratio >= 0.25,
+            )
+            row(
+                "latency",
+                f"{name}: worker CPU per event, instant / 100 ms",
+                f"{instant['cpu_ms']:.2f} / {slow['cpu_ms']:.2f} ms",
+            )
+            row(
+                "latency",
+                f"{name}: user messages/s (Zendesk calls/s), 300 ms Zendesk",
+                f"{hd['rate']:,.0f} ({hd['calls']:,.0f})",
+            )
+            rss = max(instant["rss"], slow["rss"], hd["rss"])
+            row("latency", f"{name}: worker RSS (MiB)", f"{rss:.0f}", "< 150 MiB", rss < 150)
+            bad = sum(leg["lost"] + leg["out_of_order"] for leg in (instant, slow, hd))
+            row("latency", f"{name}: lost, duplicated or out of order", f"{bad:.0f}", "0", bad == 0)
+    finally:
+        remote.terminate()
+        remote.wait(timeout=10)
 
 
 def bench_redis_cost(url: str, botpress: FakeBotpress) -> None:
@@ -894,7 +974,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
     ap.add_argument(
-        "--only", choices=["ingress", "e2e", "scale", "slow", "redis", "scaleout"], action="append"
+        "--only",
+        choices=["ingress", "e2e", "scale", "latency", "redis", "scaleout"],
+        action="append",
     )
     args = ap.parse_args(argv)
     # A SIGTERM unwinds like Ctrl-C, so every process this run started is stopped.
@@ -902,7 +984,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 4.0 if args.quick else 10.0
     events = 3000 if args.quick else 10000
     many = 2000 if args.quick else 10000
-    only = set(args.only or ["ingress", "e2e", "scale", "slow", "redis", "scaleout"])
+    only = set(args.only or ["ingress", "e2e", "scale", "latency", "redis", "scaleout"])
     print(f"machine: {machine()}")
     logs = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
     server = RedisServer(persistent=True).start()
@@ -916,8 +998,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_end_to_end(env, botpress, events, concurrency=WORKERS, seconds=seconds)
         if "scale" in only:
             bench_scale(env, many, events // 2, concurrency=WORKERS)
-        if "slow" in only:
-            bench_slow_botpress(env, botpress, events // 25)
+        if "latency" in only:
+            bench_latency(env, 3 if args.quick else 10, LATENCY_WORKERS)
         if "redis" in only:
             bench_redis_cost(server.url, botpress)
         if "scaleout" in only:

@@ -21,10 +21,20 @@ from bridge.errors import ConfigError
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_BOTPRESS_API_URL = "https://api.botpress.cloud"
 #: Celery pools the Procfile's worker accepts (WORKER_POOL). Deliveries mostly wait on
-#: Redis and on remote HTTP calls, so threads are the default: one process, many sends in
-#: flight. The Procfile and the PUMPS default share the concurrency below.
-WORKER_POOLS = ("threads", "prefork")
-DEFAULT_WORKER_CONCURRENCY = 16
+#: remote HTTP calls, so gevent is the default: one process keeps hundreds of sends in
+#: flight at a fraction of the CPU threads spend switching (docs/performance.md, "Latency
+#: hidden"). The Procfile and the PUMPS default share the concurrency below, which suits
+#: gevent only: the other pools need WORKER_CONCURRENCY set.
+WORKER_POOLS = ("gevent", "threads", "prefork")
+DEFAULT_WORKER_POOL = "gevent"
+DEFAULT_WORKER_CONCURRENCY = 256
+#: Redis connections a gevent worker keeps at most, whatever its concurrency, unless
+#: REDIS_POOL_SIZE says otherwise (commands take microseconds, so a few dozen serve hundreds
+#: of greenlets; hosted plans cap clients).
+DEFAULT_REDIS_POOL_SIZE = 24
+#: Downloads of chat files in flight per worker process, at most, unless FETCH_CONCURRENCY
+#: says otherwise: each may hold FETCH_MAX_BYTES in memory.
+DEFAULT_FETCH_CONCURRENCY_CAP = 8
 DEFAULT_CONSOLE_FILE_TTL = 7 * 24 * 3600.0
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 #: Where the playground answers as Botpress's webhook and API, under PUBLIC_BASE_URL.
@@ -60,7 +70,8 @@ def guessable(value: str) -> str | None:
 def redis_connections_needed(environ: Mapping[str, str]) -> int:
     """Redis connections one `web`, one `worker` and `beat` hold with this environment,
     as measured (docs/operating.md, "Production Redis"): a gunicorn process its threads + 3,
-    a worker its concurrency + 7, beat 2."""
+    a worker 7 plus its concurrency (threads, prefork) or its REDIS_POOL_SIZE (gevent),
+    beat 2."""
 
     def n(name: str, default: int) -> int:
         try:
@@ -69,7 +80,10 @@ def redis_connections_needed(environ: Mapping[str, str]) -> int:
             return default
 
     web = n("WEB_CONCURRENCY", 2) * (n("WEB_THREADS", 4) + 3)
-    return web + n("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY) + 7 + 2
+    worker = n("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY)
+    if (environ.get("WORKER_POOL", "").strip() or DEFAULT_WORKER_POOL) == "gevent":
+        worker = min(worker, n("REDIS_POOL_SIZE", DEFAULT_REDIS_POOL_SIZE))
+    return web + worker + 7 + 2
 
 
 # -- FETCH_*: downloads of URLs that came from chat messages (bridge/fetcher.py) -----------
@@ -150,7 +164,7 @@ def _with_fetch_settings(
         workers = int(env.get("WORKER_CONCURRENCY", "") or DEFAULT_WORKER_CONCURRENCY)
     except ValueError:
         workers = DEFAULT_WORKER_CONCURRENCY  # reported by PUMPS' check
-    concurrency = max(1, workers // 4)
+    concurrency = max(1, min(workers // 4, DEFAULT_FETCH_CONCURRENCY_CAP))
     if raw := env.get("FETCH_CONCURRENCY", "").strip():
         if raw.isdigit() and int(raw) >= 1:
             concurrency = int(raw)
@@ -280,13 +294,15 @@ class Settings:
     # Reverse proxies in front of `web` whose X-Forwarded-For/-Proto entries are trusted:
     # the client address that failed logins are counted by.
     proxy_hops: int = 0
+    #: Redis connections of a gevent worker, shared by all its greenlets (REDIS_POOL_SIZE).
+    redis_pool_size: int = DEFAULT_REDIS_POOL_SIZE
     max_body_bytes: int = 1024 * 1024
     log_level: str = "INFO"
     # URLs from chat messages (bridge/fetcher.py): hosts that may be private, the
     # wall-clock deadline of one delivery's downloads, downloads in flight per process.
     fetch_allow_hosts: tuple[AllowedHost, ...] = ()
     fetch_deadline: float = DEFAULT_FETCH_DEADLINE
-    fetch_concurrency: int = max(1, DEFAULT_WORKER_CONCURRENCY // 4)
+    fetch_concurrency: int = DEFAULT_FETCH_CONCURRENCY_CAP
     # Where end users and workers reach the web process: files agents send from the inbox
     # console are served under it, and the playground's webhook is at it.
     public_base_url: str | None = None
@@ -390,9 +406,17 @@ class Settings:
                 "'import secrets; print(secrets.token_urlsafe(32))'"
             )
         prefix = env.get("REDIS_KEY_PREFIX", "hb").strip() or "hb"
-        pool = env.get("WORKER_POOL", "threads").strip() or "threads"
+        pool = env.get("WORKER_POOL", "").strip() or DEFAULT_WORKER_POOL
         if pool not in WORKER_POOLS:
             problems.append(f"WORKER_POOL must be one of {', '.join(WORKER_POOLS)} ({pool!r})")
+        elif pool != DEFAULT_WORKER_POOL and not env.get("WORKER_CONCURRENCY", "").strip():
+            # The default (256) is greenlets: as threads it burns CPU switching, as
+            # processes it is 256 copies of the worker.
+            problems.append(
+                f"WORKER_POOL={pool} needs WORKER_CONCURRENCY: the default "
+                f"({DEFAULT_WORKER_CONCURRENCY}) suits gevent only; e.g. 16 threads, or as "
+                "many processes as cores"
+            )
         log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
@@ -419,6 +443,7 @@ class Settings:
                 number("PUMPS", number("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY, 1), 1)
             ),
             proxy_hops=int(number("PROXY_HOPS", 0, 0)),
+            redis_pool_size=int(number("REDIS_POOL_SIZE", DEFAULT_REDIS_POOL_SIZE, 2)),
             log_level=log_level,
             environ=env,
         )

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTALLED = {
     "web": "gunicorn --config python:bridge.gunicorn_conf bridge.wsgi:app",
     "worker": "celery -A workers.worker --quiet worker --loglevel=INFO --queues=hitl "
-    "--pool=${WORKER_POOL:-threads} --concurrency=${WORKER_CONCURRENCY:-16} "
+    "--pool=${WORKER_POOL:-gevent} --concurrency=${WORKER_CONCURRENCY:-256} "
     "--without-gossip --without-mingle --hostname=worker.$$@%h",
     "beat": "celery -A workers.worker --quiet beat --loglevel=WARNING",
     "flower": "python -m workers.flower",

@@ -15,6 +15,11 @@ observability wrappers) cost about as much as the round trip itself, so:
 
 Measured on a 2-core VM, one append (the ingress's only write): 157 µs of CPU through the
 client, 95 µs this way (docs/performance.md).
+
+In a process whose sockets gevent made cooperative (the worker's default pool), hundreds
+of greenlets share a bounded pool instead (`pool_size` connections, waited for),
+with Python's socket timeouts, which gevent enforces in its loop (the kernel's would
+never fire on its non-blocking sockets).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import contextlib
 import os
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +37,8 @@ import redis
 from hiredis import pack_command
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError
+
+from bridge.config import DEFAULT_REDIS_POOL_SIZE
 
 
 class ThreadPool(redis.ConnectionPool):
@@ -138,8 +146,25 @@ def _kernel_timeout(exc: redis.ConnectionError) -> bool:
     return isinstance(exc.__cause__ or exc.__context__, BlockingIOError)
 
 
-def connect(url: str, *, ssl_cert_reqs: str = "required") -> redis.Redis:
-    """A client for `url`; `ssl_cert_reqs` applies to rediss:// (Heroku needs "none")."""
+#: How long a greenlet waits for a free connection before the command fails (as a
+#: timeout would: the delivery is retried).
+POOL_WAIT = 5.0
+#: Threads keep one connection each; redis-py 8 caps a pool at 100 by default, which a
+#: worker with 128 threads overran (its pumps failed with MaxConnectionsError).
+THREAD_POOL_MAX = 100_000
+
+
+def cooperative() -> bool:
+    """Whether gevent has made this process's sockets cooperative (`--pool=gevent`)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey is not None and monkey.is_module_patched("socket"))
+
+
+def connect(
+    url: str, *, ssl_cert_reqs: str = "required", pool_size: int = DEFAULT_REDIS_POOL_SIZE
+) -> redis.Redis:
+    """A client for `url`; `ssl_cert_reqs` applies to rediss:// (Heroku needs "none");
+    `pool_size` bounds the connections of a cooperative (gevent) process."""
     kwargs: dict[str, Any] = {
         "decode_responses": True,
         "socket_timeout": 5,
@@ -147,9 +172,15 @@ def connect(url: str, *, ssl_cert_reqs: str = "required") -> redis.Redis:
         "health_check_interval": 30,
     }
     if url.startswith("rediss://"):
-        # TLS keeps Python's own timeouts: OpenSSL reports a kernel timeout its own way.
         kwargs["ssl_cert_reqs"] = ssl_cert_reqs
-    elif url.startswith("redis://"):
+    if cooperative():
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=pool_size, timeout=POOL_WAIT, **kwargs
+        )
+        return redis.Redis(connection_pool=pool)
+    kwargs["max_connections"] = THREAD_POOL_MAX
+    # TLS keeps Python's own timeouts: OpenSSL reports a kernel timeout its own way.
+    if url.startswith("redis://"):
         kwargs["connection_class"] = KernelTimeoutConnection
     return redis.Redis(connection_pool=ThreadPool.from_url(url, **kwargs))
 

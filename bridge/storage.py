@@ -61,10 +61,11 @@ can never leave half an operation behind.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import redis
 
@@ -80,6 +81,8 @@ KICK_TTL_MS = 30_000
 WEBHOOK_MEMORY = 600
 #: Seconds after its last heartbeat that a pump counts as dead (a worker killed under it).
 PUMP_TTL = 30.0
+#: Idle pumps of one process that wait in Redis at once, at most (`Store.next_ready`).
+WAITING_PUMPS = 8
 
 # Waking a stream: the first event while the stream is asleep puts it on P:ready, and a
 # pump is reserved when fewer than the configured number are alive, so the caller knows to
@@ -204,15 +207,47 @@ local function begin(lease, head, head_id, lease_ms, now, renew)
 end
 """
 
-# One round trip at the top of each delivery: (take the lease,) peek, begin the head, and
-# read the records the head names (its conversation, and the user in its `author` field).
+# Peek the head and what follows it, begin the head's attempt, and read the records the
+# head names (its conversation, and the user in its `author` field): the top of a delivery
+# step, run by _TAKE and, for the next head, by _ACK.
+# Returns begin's answer, the conversation and the user as JSON objects ('{}': none), then
+# the peeked events; {-4} when nothing waits.
+_TAKE_FN = (
+    _BEGIN_FN
+    + """
+local function record(key)
+  local h = redis.call('HGETALL', key)
+  if #h == 0 then return '{}' end
+  local t = {}
+  for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
+  return cjson.encode(t)
+end
+local function take_head(lease, head_key, queue, conv_key, lease_ms, now, peek, renew, users)
+  local events = redis.call('LRANGE', queue, 0, tonumber(peek) - 1)
+  if #events == 0 then return {-4} end
+  local head = cjson.decode(events[1])
+  local r = begin(lease, head_key, head['id'], lease_ms, now, renew)
+  local conv, user = '{}', '{}'
+  if users ~= '' then
+    conv = record(conv_key)
+    local author = type(head['data']) == 'table' and head['data']['author']
+    if type(author) == 'string' and author ~= '' then user = record(users .. author) end
+  end
+  table.insert(r, conv)
+  table.insert(r, user)
+  for i = 1, #events do table.insert(r, events[i]) end
+  return r
+end
+"""
+)
+
+# One round trip at the top of each delivery: (take the lease,) then take_head.
 # KEYS: lease, head, queue, kick, conversation record (or a key that does not exist)
 # ARGV: token, lease ms, now, peek count, acquire (1/0), user record key prefix ('': none)
-# Returns begin's answer, the conversation and the user as JSON objects ('{}': none),
-# then the peeked events; or {-3} busy (another worker holds the lease), {-1} lease lost,
-# {-4} nothing waiting.
+# Returns take_head's answer; or {-3} busy (another worker holds the lease), {-1} lease
+# lost, {-4} nothing waiting.
 _TAKE = (
-    _BEGIN_FN
+    _TAKE_FN
     + """
 local acquire = ARGV[5] == '1'
 if acquire then
@@ -221,45 +256,30 @@ if acquire then
 elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {-1}
 end
-local events = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-if #events == 0 then return {-4} end
 -- A lease just taken needs no renewal: SET gave it its full time.
-local head = cjson.decode(events[1])
-local r = begin(KEYS[1], KEYS[2], head['id'], ARGV[2], ARGV[3], not acquire)
-local function record(key)
-  local h = redis.call('HGETALL', key)
-  if #h == 0 then return '{}' end
-  local t = {}
-  for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
-  return cjson.encode(t)
-end
-local conv, user = '{}', '{}'
-if ARGV[6] ~= '' then
-  conv = record(KEYS[5])
-  local author = type(head['data']) == 'table' and head['data']['author']
-  if type(author) == 'string' and author ~= '' then user = record(ARGV[6] .. author) end
-end
-table.insert(r, conv)
-table.insert(r, user)
-for i = 1, #events do table.insert(r, events[i]) end
-return r
+return take_head(KEYS[1], KEYS[2], KEYS[3], KEYS[5], ARGV[2], ARGV[3], ARGV[4], not acquire,
+                 ARGV[6])
 """
 )
 
 # Consume the first n events (delivered) and append what they produced, atomically. When
 # that empties the stream, the lease goes too (and the kick marker, so the next event wakes
 # the stream at once): the drain has nothing left to do, and no round trip to let go.
+# Otherwise, when the drain goes on (a peek count > 0), the next head is taken in the same
+# round trip.
 # KEYS: queue, head, lease, pending, due, record, index, stats, history, ready, pumps, kick,
-#       then (out queue, out kick) pairs
+#       conversation record (or a key that does not exist), then (out queue, out kick) pairs
 # ARGV: token, n, head id, stream, kick ttl ms, record updates (json [f, v, ...]),
 #       index value ('' for none), stats increments (json [f, n, ...]), float stats
 #       increments (json [f, x, ...]), history entries (json [...]), history cap,
-#       now, pump ttl, max pumps, new pump id, deferred before (1/0), then (out stream,
+#       now, pump ttl, max pumps, new pump id, deferred before (1/0), next peek count
+#       (0: stop here), lease ms, user record key prefix ('': none), then (out stream,
 #       out json) pairs
-# Returns {status, pump id to start or '', events left}; status 1 ok, -1 lease lost,
-# -2 head moved. Events left 0: the lease was released.
+# Returns {status, pump id to start or '', events left, take_head's answer...}; status 1
+# ok, -1 lease lost, -2 head moved. Events left 0: the lease was released.
 _ACK = (
     _WAKE
+    + _TAKE_FN
     + """
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {-1, '', 0} end
 local first = redis.call('LINDEX', KEYS[1], 0)
@@ -286,8 +306,8 @@ if #hist > 0 then
   redis.call('LTRIM', KEYS[9], -tonumber(ARGV[11]), -1)
 end
 local woke = false
-local k = 13
-for i = 17, #ARGV, 2 do
+local k = 14
+for i = 20, #ARGV, 2 do
   redis.call('RPUSH', KEYS[k], ARGV[i + 1])
   redis.call('SADD', KEYS[4], ARGV[i])
   if redis.call('SET', KEYS[k + 1], '1', 'NX', 'PX', ARGV[5]) then
@@ -298,7 +318,13 @@ for i = 17, #ARGV, 2 do
 end
 local pump = ''
 if woke then pump = reserve_pump(KEYS[10], KEYS[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]) end
-return {1, pump, left}
+local r = {1, pump, left}
+if left > 0 and tonumber(ARGV[17]) > 0 then
+  local nxt = take_head(KEYS[3], KEYS[2], KEYS[1], KEYS[13], ARGV[18], ARGV[12], ARGV[17], true,
+                        ARGV[19])
+  for i = 1, #nxt do table.insert(r, nxt[i]) end
+end
+return r
 """
 )
 
@@ -473,6 +499,25 @@ class Take:
     head: Head | None = None
     events: Sequence[Event] = ()
 
+    @classmethod
+    def parse(cls, r: Sequence[Any], records: bool) -> Take:
+        """From take_head's answer (bridge/storage.py's Lua)."""
+        if int(r[0]) < 0 and len(r) == 1:
+            return cls(int(r[0]))
+        head = Head.parse(r[:6])
+        if records:
+            head = replace(head, conversation=json.loads(r[6]), author=json.loads(r[7]))
+        return cls(int(r[0]), head, [Event.from_json(e) for e in r[8:]])
+
+
+class Acked(NamedTuple):
+    """What `Store.ack` did: a pump to start (or ''), the events left on the stream, and
+    the next step's `Take` when it was asked to go on (None: not asked, or nothing left)."""
+
+    pump: str
+    left: int
+    next: Take | None = None
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -501,10 +546,20 @@ class DeadLetter:
 class Store:
     """The bridge's Redis state; every key layout lives in this module."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "hb", *, pumps: int = 2) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "hb",
+        *,
+        pumps: int = 2,
+        waiting: int = WAITING_PUMPS,
+    ) -> None:
         self.redis = client
         self.prefix = prefix
         self.pumps = pumps  # how many pump tasks may run at once (Settings.pumps)
+        # Pumps of this process blocked in Redis at once, waiting for a woken stream: each
+        # holds a connection for as long as it waits.
+        self._waiting = threading.BoundedSemaphore(waiting)
         self._enqueue = Script(client, _ENQUEUE)
         self._kick = Script(client, _KICK)
         self._ensure_pump = Script(client, _ENSURE_PUMP)
@@ -520,8 +575,14 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
-        client = connect(settings.redis_url, ssl_cert_reqs=settings.redis_ssl_cert_reqs)
-        return cls(client, settings.key_prefix, pumps=settings.pumps)
+        client = connect(
+            settings.redis_url,
+            ssl_cert_reqs=settings.redis_ssl_cert_reqs,
+            pool_size=settings.redis_pool_size,
+        )
+        # A third of a bounded pool at most waits for work; the rest does it.
+        waiting = min(WAITING_PUMPS, max(1, settings.redis_pool_size // 3))
+        return cls(client, settings.key_prefix, pumps=settings.pumps, waiting=waiting)
 
     # -- keys ---------------------------------------------------------------------------
     def key(self, *parts: str) -> str:
@@ -699,7 +760,15 @@ class Store:
 
     def next_ready(self, timeout: float) -> str | None:
         """The next woken stream, waiting up to `timeout` seconds for one."""
-        got = self.redis.blpop([self.key("ready")], timeout=timeout)
+        start = time.monotonic()
+        # A few pumps wait in Redis; the others wait here, each holding no connection.
+        if not self._waiting.acquire(timeout=timeout):
+            return None
+        try:
+            left = max(0.01, timeout - (time.monotonic() - start))  # 0 would be forever
+            got = self.redis.blpop([self.key("ready")], timeout=left)
+        finally:
+            self._waiting.release()
         return str(cast(Sequence[str], got)[1]) if got else None
 
     def heartbeat(self, pump_id: str) -> None:
@@ -754,12 +823,7 @@ class Store:
                 self.user_key("") if records else "",
             ],
         )
-        if int(r[0]) < 0 and len(r) == 1:
-            return Take(int(r[0]))
-        head = Head.parse(r[:6])
-        if records:
-            head = replace(head, conversation=json.loads(r[6]), author=json.loads(r[7]))
-        return Take(int(r[0]), head, [Event.from_json(e) for e in r[8:]])
+        return Take.parse(r, records)
 
     def let_go(self, stream: str, token: str) -> tuple[int, float]:
         """Release the lease; returns (events still waiting, due time of a deferred head)."""
@@ -799,15 +863,19 @@ class Store:
         delivered: Sequence[Event] = (),
         attempts: int = 1,
         now: float | None = None,
-    ) -> tuple[str, int] | None:
+        then: int = 0,
+        lease_seconds: float = 0.0,
+        records: bool = False,
+    ) -> Acked | None:
         """Drop the first `n` events as delivered and append `outputs`, atomically.
 
         `updates` are written to the hash `record` (a full key); `index` is (key, value) to SET.
         `delivered` are those events (counted in P:stats, with their latency at `now`, and
         recorded in the conversation's history with `attempts`).
-        Returns (a pump id to start or '', events left on the stream), or None when the
-        lease was lost or the head moved (nothing written). No events left: the lease is
-        released already (`let_go` is not needed).
+        With `then` > 0 and events left, the next step's `take` (peek `then`, renew the
+        lease to `lease_seconds`, `records`) runs in the same round trip: the drain goes on
+        with `Acked.next`. Returns None when the lease was lost or the head moved (nothing
+        written). No events left: the lease is released already (`let_go` is not needed).
         """
         now = time.time() if now is None else now
         kind, _ = split_stream(stream)
@@ -832,6 +900,7 @@ class Store:
             self.key("ready"),
             self.key("pumps"),
             self.key("kick", stream),
+            self.conv_key(split_stream(stream)[1]) if records else self.key("none"),
         ]
         args: list[Any] = [
             token,
@@ -848,6 +917,9 @@ class Store:
             *self._wake_args(),
             # Only a head that was put off before can be in the due schedule.
             1 if attempts > 1 else 0,
+            then,
+            int(lease_seconds * 1000),
+            self.user_key("") if records else "",
         ]
         for ev in outs:
             keys += [self.queue_key(ev.stream), self.key("kick", ev.stream)]
@@ -855,7 +927,7 @@ class Store:
         r = self._ack(keys=keys, args=args)
         if int(r[0]) != 1:
             return None
-        return str(r[1]), int(r[2])
+        return Acked(str(r[1]), int(r[2]), Take.parse(r[3:], records) if len(r) > 3 else None)
 
     def defer(
         self,

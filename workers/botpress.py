@@ -53,7 +53,7 @@ class Botpress:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.session = http.session(settings.pumps)
+        self.http = http.Client(settings.pumps)
 
     def deliver(self, event: ev.Event) -> None:
         url = self.settings.botpress_webhook_url
@@ -62,7 +62,7 @@ class Botpress:
             raise TransientError("BOTPRESS_WEBHOOK_URL is not set", retry_after=60)
         route, body = webhook_body(event, self.settings.helpdesk)
         http.request(
-            self.session,
+            self.http,
             "POST",
             f"{url}/{route}",
             json=body,
@@ -86,7 +86,7 @@ class Botpress:
         # The id comes from the request: encoded whole, so it can only ever name a
         # conversation, never another API path (`../../v1/admin/...`) that the token would open.
         resp = http.request(
-            self.session,
+            self.http,
             "GET",
             f"{s.botpress_api_url}/v1/chat/conversations/{quote(bp_conversation_id, safe='')}",
             headers={"Authorization": f"Bearer {s.botpress_token}", "x-bot-id": s.botpress_bot_id},

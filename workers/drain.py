@@ -21,7 +21,7 @@ import redis
 from bridge import events as ev
 from bridge import ids
 from bridge.errors import DeliveryError, PermanentError, TransientError
-from bridge.storage import BUSY, EMPTY, LOST
+from bridge.storage import BUSY, EMPTY, LOST, PUMP_TTL, Acked, Take
 from workers.context import Context
 from workers.handlers import HANDLERS, PEEK, Outcome
 
@@ -56,6 +56,9 @@ STOPPING = threading.Event()
 
 #: A pump with nothing to do waits this long for a woken stream before it leaves.
 PUMP_IDLE_SECONDS = 2.0
+#: A pump says it is alive this often: a sixth of PUMP_TTL (hundreds of pumps beating every
+#: second cost a Redis round trip for every few events delivered).
+HEARTBEAT_SECONDS = PUMP_TTL / 6
 
 
 def pump(ctx: Context, pump_id: str) -> int:
@@ -65,7 +68,7 @@ def pump(ctx: Context, pump_id: str) -> int:
     delivered, beat_at = 0, 0.0
     idle_since = time.monotonic()
     while not STOPPING.is_set() and time.monotonic() < stop_at:
-        if time.monotonic() - beat_at > 1.0:
+        if time.monotonic() - beat_at > HEARTBEAT_SECONDS:
             store.heartbeat(pump_id)
             beat_at = time.monotonic()
         stream = store.next_ready(timeout=0.25)
@@ -116,12 +119,26 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool, boo
     delivered = 0
     acquire = True
     stop_at = time.monotonic() + MAX_TASK_SECONDS
-    while delivered < MAX_PER_TASK and time.monotonic() < stop_at and not STOPPING.is_set():
-        # A little slack so a countdown that fires a hair early is not sent back to wait.
-        now = time.time() + 0.05
-        taken = store.take(
-            stream, token, ctx.settings.lease_seconds, now, peek, acquire=acquire, records=records
-        )
+    taken: Take | None = None  # the next step, when the last ack took it already
+
+    def going_on() -> bool:
+        return delivered < MAX_PER_TASK and time.monotonic() < stop_at and not STOPPING.is_set()
+
+    # A step the last ack began is delivered whatever happens meanwhile: left begun, it
+    # would count as a send cut short.
+    while taken is not None or going_on():
+        if taken is None:
+            # A little slack so a countdown that fires a hair early is not sent back to wait.
+            now = time.time() + 0.05
+            taken = store.take(
+                stream,
+                token,
+                ctx.settings.lease_seconds,
+                now,
+                peek,
+                acquire=acquire,
+                records=records,
+            )
         if taken.status == BUSY:
             return None
         acquire = False
@@ -130,7 +147,7 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool, boo
             return delivered, False, False
         if taken.status == EMPTY or taken.head is None:
             return delivered, False, False
-        head, events = taken.head, taken.events
+        head, events, taken = taken.head, taken.events, None
         head_event = events[0]
         if head.status == 0:
             return delivered, False, False  # deferred; the due schedule wakes it
@@ -183,10 +200,19 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool, boo
                 continue  # window spent: dead-lettered, go on with the next event
             return delivered, False, False
         batch = events[: outcome.consumed]
-        left = _commit(ctx, stream, token, batch, outcome, head.attempts)
-        if left is None:
-            return delivered, False, False
         delivered += outcome.consumed
+        acked = _commit(
+            ctx,
+            stream,
+            token,
+            batch,
+            outcome,
+            head.attempts,
+            then=peek if going_on() else 0,
+            records=records,
+        )
+        if acked is None:
+            return delivered - outcome.consumed, False, False
         for e in batch:
             log.info(
                 "delivered",
@@ -199,8 +225,9 @@ def _drain_leased(ctx: Context, stream: str, token: str) -> tuple[int, bool, boo
                     "latency": round(max(0.0, time.time() - e.at), 3),
                 },
             )
-        if left == 0:
+        if acked.left == 0:
             return delivered, False, True
+        taken = acked.next
     return delivered, True, False
 
 
@@ -211,8 +238,12 @@ def _commit(
     batch: Sequence[ev.Event],
     outcome: Outcome,
     attempts: int,
-) -> int | None:
-    """Record the batch as delivered; returns the events left, None when the lease was lost."""
+    *,
+    then: int = 0,
+    records: bool = False,
+) -> Acked | None:
+    """Record the batch as delivered (and, with `then`, take the next step: `Store.ack`);
+    None when the lease was lost."""
     head_event = batch[0]
     acked = ctx.store.ack(
         stream,
@@ -225,15 +256,17 @@ def _commit(
         index=outcome.index,
         delivered=batch,
         attempts=attempts,
+        then=then,
+        lease_seconds=ctx.settings.lease_seconds,
+        records=records,
     )
     if acked is None:
         log.warning("lease lost before ack", extra={"stream": stream, "event_id": head_event.id})
         return None
-    pump_id, left = acked
     if outcome.closed:
         ctx.store.close_conversation(outcome.closed)
-    ctx.start(pump_id)
-    return left
+    ctx.start(acked.pump)
+    return acked
 
 
 def _defer(

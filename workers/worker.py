@@ -110,8 +110,9 @@ def _stop_gently_on_sigterm(**_: object) -> None:
 
     Installed as each task starts (billiard resets SIGTERM after worker_process_init);
     the flag only concerns the task in hand, so the next task starts with it clear.
-    Tasks of the threads pool run off the main thread, which cannot take signal
-    handlers: that pool stops through `_stop_on_shutdown` instead.
+    Tasks of the gevent and threads pools run in greenlets or threads of the main process,
+    which take no signal handlers of their own: those pools stop through
+    `_stop_on_shutdown` instead.
     """
     if threading.current_thread() is not threading.main_thread():
         return
@@ -128,9 +129,9 @@ task_prerun.connect(_stop_gently_on_sigterm, weak=False)
 
 
 def _stop_on_shutdown(**_: object) -> None:
-    """Warm shutdown began in this process: with the threads pool the pumps run here, so
-    each finishes the event in hand and hands its stream back (prefork: no effect here,
-    the children got SIGTERM themselves)."""
+    """Warm shutdown began in this process: with the gevent and threads pools the pumps run
+    here, so each finishes the event in hand and hands its stream back, and the pool waits
+    for them (prefork: no effect here, the children got SIGTERM themselves)."""
     STOPPING.set()
 
 

@@ -216,3 +216,100 @@ def test_a_stalled_redis_times_out_writes_and_reads_then_is_used_again() -> None
         assert r.get("big") is None  # the cut-off write never became a command
     finally:
         server.cleanup()
+
+
+def test_more_threads_than_redis_pys_default_cap_each_get_a_connection(redis_url: str) -> None:
+    """redis-py 8 caps a pool at 100 connections unless told otherwise: a worker with 128
+    threads had pumps fail with MaxConnectionsError (issue 16)."""
+    client = connect(redis_url)
+    n = 130
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n)
+
+    def wait() -> None:
+        barrier.wait()
+        try:
+            client.blpop(["nothing-comes"], timeout=0.5)  # all 130 hold one at once
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wait) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    clients = redis.Redis.from_url(redis_url).client_list()
+    assert len(clients) >= n  # one each, kept by their threads until they ended
+    client.connection_pool.disconnect()
+
+
+# Run in a process of its own: gevent's patching must never touch the test runner.
+_COOPERATIVE = r"""
+import gevent.monkey
+gevent.monkey.patch_all()
+import json, sys, time
+import gevent, redis
+from bridge.redis_client import Script, connect, cooperative
+from bridge.storage import Store
+
+url = sys.argv[1]
+assert cooperative()
+client = connect(url, pool_size=4)
+pool = client.connection_pool
+store = Store(client, "co", waiting=1)
+echo = Script(client, "return ARGV[1]")
+waited, answered, peak = [], [], [0]
+
+def idle_pump():
+    waited.append(store.next_ready(timeout=1.0))
+
+def busy_pump(i):
+    t0 = time.monotonic()
+    for k in range(20):
+        assert echo(args=[f"{i}:{k}"]) == f"{i}:{k}"
+    answered.append(time.monotonic() - t0)
+
+probe = redis.Redis.from_url(url)
+before = len(probe.client_list())  # the probe's own, and any other test's
+
+def watch():
+    for _ in range(20):
+        peak[0] = max(peak[0], len(probe.client_list()) - before)
+        gevent.sleep(0.05)
+
+jobs = [gevent.spawn(idle_pump) for _ in range(50)]
+gevent.sleep(0.05)  # the idle ones are waiting first
+jobs += [gevent.spawn(busy_pump, i) for i in range(100)] + [gevent.spawn(watch)]
+gevent.joinall(jobs, raise_error=True)
+print(json.dumps({"peak": peak[0], "slowest": max(answered), "waited": waited.count(None),
+                  "kind": type(pool).__name__}))
+"""
+
+
+def test_a_gevent_process_shares_a_bounded_pool_and_idle_pumps_hold_little(
+    redis_url: str,
+) -> None:
+    """Hundreds of greenlets share `pool_size` connections (hosted plans cap clients), and
+    pumps waiting for work hold at most `waiting` of them, so the busy ones never queue
+    behind the idle ones' 1-second waits."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", _COOPERATIVE, redis_url],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["kind"] == "BlockingConnectionPool"
+    assert 1 <= got["peak"] <= 4
+    assert got["waited"] == 50  # nothing was woken: every idle pump came back empty-handed
+    assert got["slowest"] < 0.5  # 2,000 scripts behind 50 one-second waits: not queued

@@ -69,7 +69,11 @@ def _botpress_outage_seen(botpress: FakeBotpress, d: Deployment) -> int:
     failed = [a for a in botpress.attempts if "status" in a]
     kinds = {a["status"] for a in failed}
     assert {503, "stalled"} <= kinds, kinds
-    assert any("connection failed" in r.get("reason", "") for r in d.worker_log_lines())
+    # Refused: said so, and known never to have been sent.
+    assert any(
+        "could not connect (ConnectionRefusedError" in r.get("reason", "")
+        for r in d.worker_log_lines()
+    )
     return len(failed)
 
 

@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert s.helpdesk == "inbox"
     assert s.retry_window >= 24 * 3600
     assert s.admin_token is None and s.botpress_webhook_url is None
-    assert s.pumps == 16  # the Procfile worker's default: 16 threads
+    assert s.pumps == 256  # the Procfile worker's default: 256 greenlets
 
 
 def test_pumps_follow_the_worker_concurrency_unless_set() -> None:
@@ -23,11 +23,25 @@ def test_pumps_follow_the_worker_concurrency_unless_set() -> None:
 
 
 def test_worker_pool_must_be_one_celery_runs_here() -> None:
+    Settings.from_env({**GOOD, "WORKER_POOL": "gevent"})
     for pool in ("threads", "prefork"):
-        Settings.from_env({**GOOD, "WORKER_POOL": pool})
+        Settings.from_env({**GOOD, "WORKER_POOL": pool, "WORKER_CONCURRENCY": "4"})
     with pytest.raises(ConfigError) as info:
-        Settings.from_env({**GOOD, "WORKER_POOL": "gevent"})
-    assert info.value.problems == ["WORKER_POOL must be one of threads, prefork ('gevent')"]
+        Settings.from_env({**GOOD, "WORKER_POOL": "eventlet"})
+    assert info.value.problems == [
+        "WORKER_POOL must be one of gevent, threads, prefork ('eventlet')"
+    ]
+
+
+def test_a_pool_other_than_gevent_needs_its_own_concurrency() -> None:
+    """256 greenlets are cheap; 256 threads burn CPU switching, and 256 processes are 256
+    copies of the worker."""
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**GOOD, "WORKER_POOL": "prefork"})
+    assert info.value.problems == [
+        "WORKER_POOL=prefork needs WORKER_CONCURRENCY: the default (256) suits gevent only; "
+        "e.g. 16 threads, or as many processes as cores"
+    ]
 
 
 def test_secret_is_required_with_a_how_to() -> None:
@@ -81,11 +95,15 @@ def test_lease_must_outlive_the_http_timeout() -> None:
 
 
 def test_redis_connections_follow_the_process_settings() -> None:
-    # 2 gunicorn processes x (4 threads + 3), 16 worker threads + 7, beat 2
-    assert redis_connections_needed({}) == 39
+    # 2 gunicorn processes x (4 threads + 3), a gevent worker's pool (24) + 7, beat 2
+    assert redis_connections_needed({}) == 47
     # app.json's settings for Heroku's smallest Redis plan (20 connections)
-    assert redis_connections_needed({"WEB_CONCURRENCY": "1", "WORKER_CONCURRENCY": "4"}) == 20
-    assert redis_connections_needed({"WEB_THREADS": "many"}) == 39  # unreadable: the default
+    assert redis_connections_needed({"WEB_CONCURRENCY": "1", "REDIS_POOL_SIZE": "4"}) == 20
+    assert redis_connections_needed({"WEB_THREADS": "many"}) == 47  # unreadable: the default
+    # threads and processes: a connection each
+    env = {"WORKER_POOL": "threads", "WORKER_CONCURRENCY": "16"}
+    assert redis_connections_needed(env) == 14 + 16 + 7 + 2
+    assert redis_connections_needed({"WORKER_CONCURRENCY": "8"}) == 14 + 8 + 7 + 2
 
 
 @pytest.mark.parametrize(

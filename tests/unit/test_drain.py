@@ -214,3 +214,38 @@ def test_a_pump_drains_every_woken_stream_then_leaves(
     assert all(ctx.store.length(s) == 0 for s in streams)
     assert ctx.store.ready_streams() == []
     assert ctx.store.redis.zscore(ctx.store.key("pumps"), pump_id) is None  # retired
+
+
+def test_told_to_stop_the_event_in_hand_is_finished_and_the_next_never_begun(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ack of a conversation's event takes the next step in the same round trip only
+    while the drain goes on: begun and left, the next event would count as a send cut
+    short and go out flagged as perhaps applied."""
+    from workers import drain as drain_module
+
+    for i in range(3):
+        ctx.store.append(
+            ev.Event(
+                ev.AGENT_MESSAGE,
+                "bp:c_1",
+                {"agent_id": "a", "message_type": "text", "payload": {"text": str(i)}},
+            )
+        )
+    bp = ctx.botpress
+    send = bp.deliver
+
+    def deliver_then_sigterm(event: ev.Event) -> None:
+        send(event)
+        drain_module.STOPPING.set()  # SIGTERM while the first event is in flight
+
+    monkeypatch.setattr(bp, "deliver", deliver_then_sigterm)
+    try:
+        assert drain(ctx, "bp:c_1") == 1
+    finally:
+        drain_module.STOPPING.clear()
+    assert not ctx.store.redis.exists(ctx.store.key("head", "bp:c_1"))  # nothing begun
+    monkeypatch.setattr(bp, "deliver", send)
+    assert drain(ctx, "bp:c_1") == 2
+    delivered = bp.delivered  # type: ignore[attr-defined]
+    assert [e.data["payload"]["text"] for e in delivered] == ["0", "1", "2"]

@@ -506,19 +506,20 @@ def test_each_bad_allow_hosts_entry_is_one_problem() -> None:
 
 def test_fetch_defaults() -> None:
     s = Settings.from_env(GOOD)
-    assert (s.fetch_allow_hosts, s.fetch_deadline, s.fetch_concurrency) == ((), 20.0, 4)
+    assert (s.fetch_allow_hosts, s.fetch_deadline, s.fetch_concurrency) == ((), 20.0, 8)
     policy = FetchPolicy.from_settings(s)
-    assert (policy.deadline, policy.concurrency, policy.http_timeout) == (20.0, 4, 10.0)
+    assert (policy.deadline, policy.concurrency, policy.http_timeout) == (20.0, 8, 10.0)
     assert policy.max_bytes == 20 * 1024 * 1024 and policy.max_redirects == 3
 
 
-def test_fetch_concurrency_is_a_quarter_of_the_worker_concurrency_unless_set() -> None:
+def test_fetch_concurrency_is_a_quarter_of_the_worker_concurrency_at_most_8_unless_set() -> None:
     def concurrency(**env: str) -> int:
         return Settings.from_env({**GOOD, **env}).fetch_concurrency
 
     assert concurrency(WORKER_CONCURRENCY="4") == 1
     assert concurrency(WORKER_CONCURRENCY="2") == 1
-    assert concurrency(WORKER_CONCURRENCY="40") == 10
+    assert concurrency(WORKER_CONCURRENCY="40") == 8  # each may hold FETCH_MAX_BYTES
+    assert concurrency() == 8  # 256 greenlets by default
     assert concurrency(WORKER_CONCURRENCY="4", FETCH_CONCURRENCY="7") == 7
     for bad in ("0", "x", "1.5", "-2"):
         with pytest.raises(ConfigError) as info:

@@ -9,11 +9,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from bridge import cli, procfile
 from bridge import events as ev
@@ -26,6 +23,7 @@ from bridge.storage import Store
 from bridge.web.lane import MessageLane
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.unit.conftest import Published, json_of
+from workers import http
 from workers.adapters.inbox import InboxHelpdesk
 from workers.botpress import Botpress
 
@@ -384,31 +382,22 @@ def test_api_checks_token_and_headers(pg: FlaskClient) -> None:
 # -- the workers' Botpress client, against the stand-ins --------------------------------------
 
 
-class FlaskTransport(BaseAdapter):
-    """requests -> the Flask test client: the workers' real HTTP code against the app."""
+def flask_transport(client: FlaskClient) -> http.Transport:
+    """workers/http.py -> the Flask test client: the workers' real HTTP code against the app."""
 
-    def __init__(self, client: FlaskClient) -> None:
-        super().__init__()
-        self.client = client
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        url = urlsplit(request.url or "")
-        r = self.client.open(
-            url.path + (f"?{url.query}" if url.query else ""),
-            method=request.method or "GET",
-            headers=dict(request.headers),
-            data=request.body,
+    def send(
+        method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float
+    ) -> http.Response:
+        parts = urlsplit(url)
+        r = client.open(
+            parts.path + (f"?{parts.query}" if parts.query else ""),
+            method=method,
+            headers=headers,
+            data=body,
         )
-        resp = requests.Response()
-        resp.status_code = r.status_code
-        resp._content = r.data
-        resp.headers = CaseInsensitiveDict(dict(r.headers))
-        resp.url = request.url or ""
-        resp.request = request
-        return resp
+        return http.Response(r.status_code, dict(r.headers), r.data)
 
-    def close(self) -> None:
-        pass
+    return send
 
 
 def test_the_workers_resolve_closes_and_deliver_through_the_stand_ins(
@@ -416,7 +405,7 @@ def test_the_workers_resolve_closes_and_deliver_through_the_stand_ins(
 ) -> None:
     s = start(pg)
     botpress = Botpress(pg_settings)
-    botpress.session.mount(BASE, FlaskTransport(pg))
+    botpress.http.transport = flask_transport(pg)
     assert botpress.external_ids(s["id"]) == [s["conversationId"]]
     with pytest.raises(PermanentError):  # a 404: never guessed
         botpress.external_ids("pg_conv_unknown")

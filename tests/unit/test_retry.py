@@ -48,7 +48,7 @@ def test_only_a_request_that_went_out_unanswered_is_maybe_applied() -> None:
     import pytest
 
     from bridge.errors import TransientError
-    from workers.http import request, session
+    from workers.http import Client, request
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -57,7 +57,7 @@ def test_only_a_request_that_went_out_unanswered_is_maybe_applied() -> None:
     threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
     url = f"http://127.0.0.1:{silent.getsockname()[1]}/x"
     with pytest.raises(TransientError) as info:
-        request(session(), "POST", url, what="t", timeout=0.3, json={})
+        request(Client(), "POST", url, what="t", timeout=0.3, json={})
     assert info.value.maybe_applied  # read timeout: the request went out
     silent.close()
     closed = socket.socket()
@@ -65,5 +65,5 @@ def test_only_a_request_that_went_out_unanswered_is_maybe_applied() -> None:
     port = closed.getsockname()[1]
     closed.close()
     with pytest.raises(TransientError) as info:
-        request(session(), "POST", f"http://127.0.0.1:{port}/x", what="t", timeout=0.3)
+        request(Client(), "POST", f"http://127.0.0.1:{port}/x", what="t", timeout=0.3)
     assert not info.value.maybe_applied  # refused: nothing was sent

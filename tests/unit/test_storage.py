@@ -225,3 +225,36 @@ def test_take_reads_the_heads_conversation_and_author_in_the_same_step(store: St
     store.append(ev.Event(ev.MESSAGE, "hd:c_2", {"author": "BOT", "type": "text", "payload": {}}))
     other = store.take("hd:c_2", token, 10, time.time(), 5, acquire=True, records=True)
     assert other.head is not None and other.head.conversation == {} and other.head.author == {}
+
+
+def test_an_ack_that_goes_on_takes_the_next_step_in_the_same_round_trip(store: Store) -> None:
+    """Issue 16: a conversation's next event costs one round trip (ack + take), not two."""
+    store.redis.hset(store.conv_key("c_1"), mapping={"ticket_id": "7"})
+    store.redis.hset(store.user_key("u_1"), mapping={"name": "Ada"})
+    events = [
+        ev.Event(ev.MESSAGE, "hd:c_1", {"author": "u_1", "type": "text", "payload": {"n": n}})
+        for n in range(3)
+    ]
+    for e in events:
+        store.append(e)
+    token = "t" * 16
+    first = store.take("hd:c_1", token, 10, time.time(), 2, acquire=True, records=True)
+    assert first.head is not None and first.head.attempts == 1
+    acked = store.ack("hd:c_1", token, events[0].id, 1, then=2, lease_seconds=7, records=True)
+    assert acked is not None and acked.left == 2 and acked.next is not None
+    nxt = acked.next
+    assert nxt.head is not None and (nxt.head.status, nxt.head.attempts) == (1, 1)
+    assert [e.id for e in nxt.events] == [events[1].id, events[2].id]
+    assert nxt.head.conversation == {"ticket_id": "7"} and nxt.head.author == {"name": "Ada"}
+    head = store.redis.hgetall(store.key("head", "hd:c_1"))
+    assert head["id"] == events[1].id and "sending" in head  # its attempt began
+    assert 0 < store.redis.pttl(store.key("lease", "hd:c_1")) <= 7000  # renewed to 7 s
+    # Not asked to go on (the drain stops here): nothing begun, the next take begins it.
+    acked = store.ack("hd:c_1", token, events[1].id, 1)
+    assert acked is not None and acked.left == 1 and acked.next is None
+    assert not store.redis.exists(store.key("head", "hd:c_1"))
+    # The last one: asked to go on, but nothing is left, so the lease is let go instead.
+    store.take("hd:c_1", token, 10, time.time(), 2, acquire=False)
+    acked = store.ack("hd:c_1", token, events[2].id, 1, then=2, lease_seconds=7)
+    assert acked is not None and acked.left == 0 and acked.next is None
+    assert not store.is_leased("hd:c_1")

@@ -14,7 +14,6 @@ from bridge.config import Settings
 from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.fetcher import Fetcher, FetchError, FetchPolicy, loggable
 from bridge.storage import Conversation, Store, User
-from workers import http
 from workers.adapters.base import (
     AgentAssigned,
     AgentMessage,
@@ -69,7 +68,7 @@ class ZendeskHelpdesk(Helpdesk):
         super().__init__(settings, store)
         self.config = ZendeskConfig.from_environ(settings.environ)
         self.client = client or ZendeskClient(
-            self.config, timeout=settings.http_timeout, session=http.session(settings.pumps)
+            self.config, timeout=settings.http_timeout, concurrency=settings.pumps
         )
         self.state = AdapterState(store)
         # Files named in messages, fetched by the one SSRF-safe fetcher. One per adapter,

@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import requests
-
 from bridge.errors import PermanentError, TransientError
 from workers import http
 from workers.adapters.zendesk.config import OAUTH_SCOPE, ZendeskConfig
@@ -30,19 +28,19 @@ class ZendeskClient:
         config: ZendeskConfig,
         *,
         timeout: float,
-        session: requests.Session | None = None,
+        concurrency: int = http.POOL_SIZE,
+        transport: http.Transport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.base_url = config.base_url
         self.timeout = timeout
-        self.session = session or http.session()
+        auth = (f"{config.email}/token", config.api_token) if config.auth == "api_token" else None
+        self.http = http.Client(concurrency, auth=auth, transport=transport)
         self.clock = clock
         self._lock = threading.Lock()
         self._token = ""
         self._token_expires = 0.0
-        if config.auth == "api_token":
-            self.session.auth = (f"{config.email}/token", config.api_token)
 
     # -- authentication -----------------------------------------------------------------
     def _bearer(self) -> str | None:
@@ -65,7 +63,7 @@ class ZendeskClient:
         }
         # The token endpoint takes no credentials but the client's own.
         resp = http.request(
-            http.session(),
+            http.Client(transport=self.http.transport),
             "POST",
             f"{self.base_url}/oauth/tokens",
             what="Zendesk OAuth token",
@@ -101,7 +99,7 @@ class ZendeskClient:
         body: Any = None,
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> requests.Response:
+    ) -> http.Response:
         """One request; a JSON `body` is sent as canonical bytes (see `dumps`)."""
         hdrs = dict(headers or {})
         if body is not None:
@@ -113,7 +111,7 @@ class ZendeskClient:
                 hdrs["Authorization"] = f"Bearer {bearer}"
             try:
                 return http.request(
-                    self.session,
+                    self.http,
                     method,
                     self.url(path),
                     what=what,
@@ -149,7 +147,7 @@ class ZendeskClient:
         return _json(resp, what)
 
 
-def _json(resp: requests.Response, what: str) -> Json:
+def _json(resp: http.Response, what: str) -> Json:
     if not resp.content:
         return {}
     try:
