@@ -8,6 +8,7 @@ benchmarks/README.md for what each figure means, and docs/performance.md for the
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -617,65 +618,56 @@ def latency_at_rate(env: Env, botpress: FakeBotpress, concurrency: int, seconds:
         )
 
 
-def bench_scale_out(env: Env, botpress: FakeBotpress, per_conversation: int) -> None:
+def bench_scale_out(env: Env, per: int) -> None:
     """1, 2 and 4 worker processes on one Redis, agent messages to a Botpress answering
-    every call after 100 ms, over 1,000 conversations: events/s per process count, and
+    every call after 100 ms (benchmarks/remote.py), `per` on each of 1,000 conversations,
+    queued while the workers run: events/s per process count over the steady state, and
     Redis CPU per 1,000 events (what each added worker costs the one shared piece)."""
     print("scale-out: 1, 2, 4 workers (the Procfile's) -> a 100 ms Botpress, 1,000 conversations")
-    botpress.delay = 0.1
-    try:
+    with remote_endpoints(env) as (port, renv):
         for n in (1, 2, 4):
-            client = _flush(env.redis_url)
+            client = _flush(renv.redis_url)
+            _remote(port, "/control", {})
             names = [f"worker{i}" for i in range(n)]
-            procs = [
-                env.spawn(
-                    name, procfile.read()["worker"], PUMPS=str(DEFAULT_WORKER_CONCURRENCY * n)
-                )
-                for name in names
-            ]
+            pumps = str(DEFAULT_WORKER_CONCURRENCY * n)
+            procs = [renv.spawn(name, procfile.read()["worker"], PUMPS=pumps) for name in names]
             try:
                 for name in names:
-                    wait_worker(env, name)
-                pairs = _seed(env, 1000)
+                    wait_worker(renv, name)
+                pairs = _seed(renv, 1000)
                 _wait_drained(client)
-                rt = build_runtime(_settings(env))
-                cpu0, t0 = redis_cpu(client), time.perf_counter()
-                for k in range(per_conversation):
+                _remote(port, "/control", {"bp_delay": 0.1})
+                rt = build_runtime(_settings(renv))
+                events = per * len(pairs)
+                window = _Steady(port, events, functools.partial(redis_cpu, client))
+                for k in range(per):
                     for _, cid in pairs:
-                        rt.append(
-                            ev.Event(
-                                ev.AGENT_MESSAGE,
-                                ev.stream(ev.TO_BOTPRESS, cid),
-                                {
-                                    "agent_id": "a",
-                                    "message_type": "text",
-                                    "payload": {"text": f"r{k}"},
-                                },
-                            )
-                        )
+                        data = {
+                            "agent_id": "a",
+                            "message_type": "text",
+                            "payload": {"text": f"#{k}"},
+                        }
+                        rt.append(ev.Event(ev.AGENT_MESSAGE, ev.stream(ev.TO_BOTPRESS, cid), data))
+                window.join()
                 _wait_drained(client)
-                seconds, events = time.perf_counter() - t0, per_conversation * len(pairs)
-                per_k = (redis_cpu(client) - cpu0) / events * 1000
-                row(
-                    "scale",
-                    f"{n} worker(s): events/s to a 100 ms Botpress",
-                    f"{events / seconds:,.0f}",
-                )
-                row(
-                    "scale", f"{n} worker(s): Redis CPU per 1,000 events", f"{per_k * 1000:,.0f} ms"
-                )
             finally:
-                for p in procs:
-                    p.terminate()
-                for p in procs:
-                    p.wait(timeout=60)
-    finally:
-        botpress.delay = 0.0
+                for proc in procs:
+                    proc.terminate()
+                for proc in procs:
+                    proc.wait(timeout=60)
+            stats = _remote(port, "/stats")
+            row("scale", f"{n} worker(s): events/s to a 100 ms Botpress", f"{window.rate:,.0f}")
+            per_k = window.probe / window.events * 1000
+            row("scale", f"{n} worker(s): Redis CPU per 1,000 events", f"{per_k * 1000:,.0f} ms")
+            bad = events - stats["numbers"] + stats["out_of_order"] + stats["duplicates"]
+            row(
+                "scale", f"{n} worker(s): lost, duplicated or out of order", f"{bad}", "0", bad == 0
+            )
 
 
 #: Worker settings compared by the latency benchmark: the Procfile's defaults first.
 LATENCY_WORKERS: dict[str, dict[str, str]] = {
-    "gevent, 256": {"WORKER_POOL": "gevent", "WORKER_CONCURRENCY": "256"},
+    "gevent, 256 (the default)": {},
     "gevent, 512": {"WORKER_POOL": "gevent", "WORKER_CONCURRENCY": "512"},
     "threads, 16": {"WORKER_POOL": "threads", "WORKER_CONCURRENCY": "16"},
     "threads, 128": {"WORKER_POOL": "threads", "WORKER_CONCURRENCY": "128"},
@@ -686,6 +678,60 @@ def _remote(port: int, path: str, body: dict[str, Any] | None = None) -> dict[st
     url = f"http://127.0.0.1:{port}{path}"
     r = requests.post(url, json=body, timeout=5) if body is not None else requests.get(url)
     return cast(dict[str, Any], r.json())
+
+
+@contextmanager
+def remote_endpoints(env: Env) -> Iterator[tuple[int, Env]]:
+    """benchmarks/remote.py running, and a copy of `env` with Botpress and Zendesk on it."""
+    port = free_port()
+    remote = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.remote", str(port)], cwd=ROOT, env=env.env
+    )
+    try:
+        for _ in range(100):
+            try:
+                _remote(port, "/stats")
+                break
+            except requests.RequestException:
+                time.sleep(0.05)
+        renv = Env(env.redis_url, FakeBotpress(), env.logs)
+        base = f"http://127.0.0.1:{port}"
+        renv.env.update(
+            HELPDESK="zendesk",
+            ZENDESK_URL=base,
+            ZENDESK_EMAIL="bench@example.com",
+            ZENDESK_API_TOKEN="bench-token-0123456789",
+            BOTPRESS_WEBHOOK_URL=f"{base}/hook",
+        )
+        yield port, renv
+    finally:
+        remote.terminate()
+        remote.wait(timeout=10)
+
+
+class _Steady(threading.Thread):
+    """Watches the remote from the 20th to the 80th percent of `events` (past the workers'
+    start and ramp-up, before the last conversations run out): the rate over that window,
+    the remote's calls in it, and how much `probe` (a CPU counter) moved."""
+
+    def __init__(self, port: int, events: int, probe: Callable[[], float]) -> None:
+        super().__init__(daemon=True)
+        self.port, self.total, self.read = port, events, probe
+        self.rate = self.calls = self.probe = 0.0
+        self.events = 0
+        self.start()
+
+    def run(self) -> None:
+        marks: list[tuple[float, float, dict[str, Any]]] = []
+        for share in (0.2, 0.8):
+            while (now := _remote(self.port, "/stats"))["numbers"] < share * self.total:
+                time.sleep(0.002)
+            marks.append((time.time(), self.read(), now))
+        (t0, p0, s0), (t1, p1, s1) = marks
+        self.events = s1["numbers"] - s0["numbers"]
+        self.rate = self.events / (t1 - t0)
+        self.calls = (s1["calls"] - s0["calls"]) / (t1 - t0)
+        self.probe = p1 - p0
 
 
 def latency_leg(
@@ -713,23 +759,15 @@ def latency_leg(
     events = per * len(pairs)
     with running(env.spawn("worker", **worker)) as proc:
         wait_worker(env, "worker")
-        # The steady state: from the 20th to the 80th percent of the calls, past the
-        # worker's start and ramp-up, before the last conversations run out.
-        marks: list[tuple[float, float, dict[str, Any]]] = []
-        for share in (0.2, 0.8):
-            while (now := _remote(port, "/stats"))["numbers"] < share * events:
-                time.sleep(0.002)
-            marks.append((time.time(), cpu_seconds(proc.pid), now))
+        window = _Steady(port, events, lambda: cpu_seconds(proc.pid))
+        window.join()
         _wait_drained(client, timeout=600)
         rss = max_rss(proc.pid)
     stats = _remote(port, "/stats")
-    (t0, cpu0, s0), (t1, cpu1, s1) = marks
-    window = s1["numbers"] - s0["numbers"]
-    seconds = t1 - t0
     return {
-        "rate": window / seconds,
-        "calls": (s1["calls"] - s0["calls"]) / seconds,
-        "cpu_ms": (cpu1 - cpu0) / window * 1000,
+        "rate": window.rate,
+        "calls": window.calls,
+        "cpu_ms": window.probe / window.events * 1000,
         "rss": rss,
         "lost": events - stats["numbers"],
         "out_of_order": stats["out_of_order"] + stats["duplicates"],
@@ -741,26 +779,7 @@ def bench_latency(env: Env, per: int, workers: dict[str, dict[str, str]]) -> Non
     100 ms and a Zendesk answering after 300 ms (benchmarks/remote.py), 1,000 active
     conversations, beside the same worker against the same endpoints answering at once."""
     print("latency: one worker, 1,000 conversations, Botpress 100 ms / Zendesk 300 ms")
-    port = free_port()
-    remote = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.remote", str(port)], cwd=ROOT, env=env.env
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            _remote(port, "/stats")
-            break
-        except requests.RequestException:
-            time.sleep(0.05)
-    lenv = Env(env.redis_url, FakeBotpress(), env.logs)
-    lenv.env.update(
-        HELPDESK="zendesk",
-        ZENDESK_URL=base,
-        ZENDESK_EMAIL="bench@example.com",
-        ZENDESK_API_TOKEN="bench-token-0123456789",
-        BOTPRESS_WEBHOOK_URL=f"{base}/hook",
-    )
-    try:
+    with remote_endpoints(env) as (port, lenv):
         for name, worker in workers.items():
             instant = latency_leg(lenv, port, worker, "bp", (0.0, 0.0), per)
             slow = latency_leg(lenv, port, worker, "bp", (0.1, 0.0), per)
@@ -795,9 +814,6 @@ def bench_latency(env: Env, per: int, workers: dict[str, dict[str, str]]) -> Non
             row("latency", f"{name}: worker RSS (MiB)", f"{rss:.0f}", "< 150 MiB", rss < 150)
             bad = sum(leg["lost"] + leg["out_of_order"] for leg in (instant, slow, hd))
             row("latency", f"{name}: lost, duplicated or out of order", f"{bad:.0f}", "0", bad == 0)
-    finally:
-        remote.terminate()
-        remote.wait(timeout=10)
 
 
 def bench_redis_cost(url: str, botpress: FakeBotpress) -> None:
@@ -1003,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
         if "redis" in only:
             bench_redis_cost(server.url, botpress)
         if "scaleout" in only:
-            bench_scale_out(env, botpress, 4 if args.quick else 8)
+            bench_scale_out(env, 4 if args.quick else 8)
     finally:
         botpress.stop()
         server.cleanup()

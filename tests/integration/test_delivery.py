@@ -62,8 +62,9 @@ def test_429_retry_after_is_honoured(
 def test_two_workers_keep_every_conversations_order(
     bridge: BridgeClient, redis_url: str, workers: Callable[..., Process]
 ) -> None:
-    workers()  # the Procfile's default: 16 threads
+    workers()  # the Procfile's default: 256 greenlets
     workers(WORKER_POOL="prefork", WORKER_CONCURRENCY="2")  # and processes, side by side
+    workers(WORKER_POOL="threads", WORKER_CONCURRENCY="4")  # and threads
     uid = bridge.user("Ada")
     conversations = [bridge.conversation(f"c{i}") for i in range(50)]
     expected: dict[str, list[str]] = {cid: [] for cid in conversations}

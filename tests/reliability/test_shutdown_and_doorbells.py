@@ -27,9 +27,13 @@ def _stop_within(proc: object, seconds: float) -> float:
     return time.monotonic() - started
 
 
-# Threads (the default) stop through Celery's warm shutdown; prefork children take the
-# SIGTERM themselves (workers/worker.py).
-POOLS = {"threads": {}, "prefork": {"WORKER_POOL": "prefork", "WORKER_CONCURRENCY": "2"}}
+# gevent (the default) and threads stop through Celery's warm shutdown; prefork children
+# take the SIGTERM themselves (workers/worker.py).
+POOLS = {
+    "gevent": {},
+    "threads": {"WORKER_POOL": "threads", "WORKER_CONCURRENCY": "16"},
+    "prefork": {"WORKER_POOL": "prefork", "WORKER_CONCURRENCY": "2"},
+}
 
 
 @pytest.mark.parametrize("pool", list(POOLS))

@@ -166,15 +166,15 @@ def test_each_waiting_ring_gets_its_own_read(ctx: Context) -> None:
     assert [c for c in helpdesk(ctx).calls if c[0] == "read"] == [("read", ""), ("read", "")]
 
 
+def agent_replies(ctx: Context, n: int) -> None:
+    """`n` agent messages to Botpress on conversation c_1, texts "0", "1", ..."""
+    for i in range(n):
+        data = {"agent_id": "a", "message_type": "text", "payload": {"text": str(i)}}
+        ctx.store.append(ev.Event(ev.AGENT_MESSAGE, "bp:c_1", data))
+
+
 def test_botpress_failures_retry_and_each_event_is_delivered_once(ctx: Context) -> None:
-    for i in range(3):
-        ctx.store.append(
-            ev.Event(
-                ev.AGENT_MESSAGE,
-                "bp:c_1",
-                {"agent_id": "a", "message_type": "text", "payload": {"text": str(i)}},
-            )
-        )
+    agent_replies(ctx, 3)
     ctx.botpress.failures = [TransientError("HTTP 502"), TransientError("HTTP 502")]  # type: ignore[attr-defined]
     for _ in range(3):
         drain(ctx, "bp:c_1")
@@ -224,14 +224,7 @@ def test_told_to_stop_the_event_in_hand_is_finished_and_the_next_never_begun(
     short and go out flagged as perhaps applied."""
     from workers import drain as drain_module
 
-    for i in range(3):
-        ctx.store.append(
-            ev.Event(
-                ev.AGENT_MESSAGE,
-                "bp:c_1",
-                {"agent_id": "a", "message_type": "text", "payload": {"text": str(i)}},
-            )
-        )
+    agent_replies(ctx, 3)
     bp = ctx.botpress
     send = bp.deliver
 
