@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import collections
 import email.utils
+import functools
 import gzip
 import http.client
 import select
@@ -96,7 +97,12 @@ class Response:
 #: TransportError. Tests put the Flask test client here.
 Transport = Callable[[str, str, bytes | None, dict[str, str], float], Response]
 
-_TLS = ssl.create_default_context(cafile=certifi.where())
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """certifi's authorities, as requests trusted. Made on first use, after gevent (when the
+    worker runs it) has patched the ssl module."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 class _Origin:
@@ -120,7 +126,7 @@ class _Origin:
         conn: http.client.HTTPConnection
         host, port = (self.proxy[0], self.proxy[1]) if self.proxy else (self.host, self.port)
         if self.scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=_TLS)
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=_tls())
             if self.proxy:
                 conn.set_tunnel(self.host, self.port, headers=self.proxy[2])
         else:
@@ -150,10 +156,11 @@ class _Origin:
 def _closed(conn: http.client.HTTPConnection) -> bool:
     """Whether the server closed (or wrote unasked to) an idle connection."""
     try:
-        readable, _, _ = select.select([conn.sock], [], [], 0)
+        poller = select.poll()  # not select(): a busy worker's descriptors pass 1,024
+        poller.register(conn.sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 class Client:
@@ -184,12 +191,15 @@ class Client:
         scheme, netloc, path, query, _ = urlsplit(url)
         if (scheme, netloc) not in self._origins:
             parts = urlsplit(url)
-            if scheme not in ("http", "https") or not parts.hostname:
+            try:
+                port = parts.port or (443 if scheme == "https" else 80)
+            except ValueError:
+                port = 0
+            if scheme not in ("http", "https") or not parts.hostname or not port:
                 raise ConnectError(f"not an http(s) URL: {url[:200]!r}")
             proxy = self._proxies.get(scheme)
             if proxy and urllib.request.proxy_bypass(parts.hostname):
                 proxy = None
-            port = parts.port or (443 if scheme == "https" else 80)
             self._origins[scheme, netloc] = _Origin(scheme, parts.hostname, port, proxy)
         origin = self._origins[scheme, netloc]
         if origin.absolute:
@@ -202,6 +212,8 @@ class Client:
         # Never retried or redirected here: a resend is the drain loop's decision, made
         # knowing the event may have landed; a redirect is refused by `raise_for_status`.
         origin, target = self.origin(url)
+        if origin.absolute and origin.proxy:
+            headers = {**headers, **origin.proxy[2]}  # plain http: the proxy reads each request
         conn = origin.take(timeout)
         try:
             conn.request(method, target, body=body, headers=headers)

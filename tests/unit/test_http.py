@@ -165,3 +165,24 @@ def test_gzip_answers_are_decoded(server: Recorder) -> None:
     resp = http.request(http.Client(), "GET", f"{server.url}/x", what="t", timeout=5)
     assert resp.json() == {"big": True}
     assert server.calls[0][2]["accept-encoding"] == "gzip"
+
+
+def test_plain_http_through_a_proxy_names_the_whole_url_and_its_credentials(
+    server: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = server.url.replace("http://", "http://user:p%40ss@")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    http.request(http.Client(), "GET", "http://plain.example/x?a=1", what="t", timeout=5)
+    [(method, path, headers, _)] = server.calls
+    assert (method, path) == ("GET", "http://plain.example/x?a=1")
+    assert headers["host"] == "plain.example"
+    assert headers["proxy-authorization"] == "Basic " + base64.b64encode(b"user:p@ss").decode()
+
+
+def test_a_url_that_names_no_server_is_refused_before_anything_is_sent() -> None:
+    for url in ("http://host.example:port/x", "ftp://host.example/x", "http:///x"):
+        with pytest.raises(TransientError) as info:
+            http.request(http.Client(), "POST", url, what="Botpress x", timeout=1)
+        assert "not an http(s) URL" in info.value.reason and not info.value.maybe_applied
