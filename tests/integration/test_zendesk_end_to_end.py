@@ -33,6 +33,7 @@ def zendesk_env(bridge_env: dict[str, str], zendesk: FakeZendesk) -> dict[str, s
         "ZENDESK_API_TOKEN": zendesk.api_token,
         "ZENDESK_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "ZENDESK_POLL_INTERVAL": "0",
+        "ZENDESK_RATE_LIMIT": "100000",  # the fake enforces none; the budget has its own tests
     }
 
 

@@ -131,6 +131,8 @@ class ZendeskSide:
             "ZENDESK_API_TOKEN": self.fake.api_token,
             "ZENDESK_WEBHOOK_SECRET": self.WEBHOOK_SECRET,
             "ZENDESK_POLL_INTERVAL": "0",  # webhooks only: a lost one would show
+            # The fake enforces no limit; the API budget has tests of its own.
+            "ZENDESK_RATE_LIMIT": "100000",
         }
 
     # -- what the bridge wrote ------------------------------------------------------------

@@ -16,6 +16,7 @@ def test_subdomain_and_api_token_are_enough() -> None:
     assert cfg.base_url == "https://acme.zendesk.com"
     assert cfg.auth == "api_token"
     assert cfg.poll_interval == 60
+    assert cfg.rate_limit == 200  # the Team plan's published limit, until Zendesk says less
 
 
 def test_url_wins_and_oauth_client_is_preferred() -> None:
@@ -59,6 +60,8 @@ def test_url_wins_and_oauth_client_is_preferred() -> None:
             "not a whole number",
         ),
         ({"ZENDESK_SUBDOMAIN": "a", "ZENDESK_OAUTH_TOKEN_TTL": "100", **TOKEN}, "at least 301"),
+        ({"ZENDESK_SUBDOMAIN": "a", "ZENDESK_RATE_LIMIT": "0", **TOKEN}, "at least 1"),
+        ({"ZENDESK_SUBDOMAIN": "a", "ZENDESK_RATE_LIMIT": "fast", **TOKEN}, "not a whole number"),
     ],
 )
 def test_each_problem_gets_one_clear_line(env: dict[str, str], needle: str) -> None:

@@ -194,6 +194,35 @@ def test_changed_tickets_uses_the_incremental_export(
     assert "cursor" in fake.calls("GET", "/api/v2/incremental/")[-1].query
 
 
+def test_a_429_pauses_a_poll_round_which_then_goes_on(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    """Issue 17: the round waits for Zendesk's window, it is not lost (and every other
+    process waits with it: the budget is shared)."""
+    assert zd.changed_tickets() is None
+    fake.agent_comment(ticketed.ticket_id, fake.add_agent("Sam"), "hi")
+    fake.fail_next(1, 429, retry_after=1)
+    started = time.monotonic()
+    assert zd.changed_tickets() == [ticketed.ticket_id]
+    assert time.monotonic() - started >= 0.9
+    assert len(fake.calls("GET", "/api/v2/incremental/")) == 3  # first poll, 429, again
+
+
+def test_every_process_spends_from_one_budget_per_account(
+    make_settings: Any, store: Store, fake: FakeZendesk
+) -> None:
+    """ZENDESK_RATE_LIMIT is for the account, not per process: two adapters (two workers)
+    sharing the Redis space their requests out together."""
+    settings = make_settings(ZENDESK_RATE_LIMIT="600")  # one every 0.1 s, after a burst of 5
+    a, b = ZendeskHelpdesk(settings, store), ZendeskHelpdesk(settings, store)
+    started = time.monotonic()
+    for _ in range(5):
+        for zd in (a, b):
+            zd.client.call("GET", "/api/v2/users/me", what="me")
+    assert time.monotonic() - started >= 0.45  # 10 requests: 5 at once, then 5 x 0.1 s
+    assert len(fake.calls("GET", "/api/v2/users/me")) == 10
+
+
 def test_changed_tickets_falls_back_when_the_export_is_refused(
     zd: ZendeskHelpdesk, fake: FakeZendesk
 ) -> None:

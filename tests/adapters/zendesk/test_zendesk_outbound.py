@@ -388,6 +388,13 @@ def test_429_is_transient_with_retry_after(
         zd.append_messages(ticketed, Author("bot"), [msg({"text": "x"})], maybe_applied=False)
     assert exc.value.retry_after == 37
     assert len(fake.comments(ticketed.ticket_id)) == 1  # nothing written
+    # Every process now holds its requests until then: the retry is put off, unsent.
+    sent = len(fake.requests)
+    with pytest.raises(TransientError) as exc:
+        zd.append_messages(ticketed, Author("bot"), [msg({"text": "x"})], maybe_applied=False)
+    assert exc.value.retry_after is not None and 30 < exc.value.retry_after <= 37
+    assert "API budget" in exc.value.reason and len(fake.requests) == sent
+    zd.store.redis.delete(zd.store.key("adapter", "zendesk", "budget"))  # 37 s later
     zd.append_messages(ticketed, Author("bot"), [msg({"text": "x"})], maybe_applied=False)
     assert len(fake.comments(ticketed.ticket_id)) == 2
 

@@ -26,6 +26,7 @@ from workers.adapters.base import (
     TicketRequest,
 )
 from workers.adapters.zendesk import render, webhook
+from workers.adapters.zendesk.budget import Budget
 from workers.adapters.zendesk.client import Json, ZendeskClient
 from workers.adapters.zendesk.config import ZendeskConfig, config_problems
 from workers.adapters.zendesk.state import AdapterState, Cursor
@@ -68,7 +69,10 @@ class ZendeskHelpdesk(Helpdesk):
         super().__init__(settings, store)
         self.config = ZendeskConfig.from_environ(settings.environ)
         self.client = client or ZendeskClient(
-            self.config, timeout=settings.http_timeout, concurrency=settings.pumps
+            self.config,
+            timeout=settings.http_timeout,
+            concurrency=settings.pumps,
+            budget=budget_of(store, self.config),
         )
         self.state = AdapterState(store)
         # Files named in messages, fetched by the one SSRF-safe fetcher. One per adapter,
@@ -482,6 +486,7 @@ class ZendeskHelpdesk(Helpdesk):
                     "/api/v2/incremental/tickets/cursor.json",
                     what="Zendesk incremental ticket export",
                     params=params,
+                    patient=True,
                 )
             except PermanentError as exc:
                 log.warning(
@@ -551,6 +556,11 @@ class ZendeskHelpdesk(Helpdesk):
                 if e.get("type") == "Comment" and isinstance(e.get("id"), int)
             ],
         )
+
+
+def budget_of(store: Store, config: ZendeskConfig) -> Budget:
+    """The account's API budget, shared through `store`'s Redis by every process."""
+    return Budget(store.redis, store.key("adapter", "zendesk", "budget"), config.rate_limit)
 
 
 #: What the bridge passes to Zendesk as an e-mail: one address, no spaces, quotes or search

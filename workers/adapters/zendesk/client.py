@@ -10,9 +10,15 @@ from typing import Any
 
 from bridge.errors import PermanentError, TransientError
 from workers import http
+from workers.adapters.zendesk.budget import Budget
 from workers.adapters.zendesk.config import OAUTH_SCOPE, ZendeskConfig
 
 Json = dict[str, Any]
+#: Seconds a delivery's request waits for its turn in the API budget before the delivery
+#: is put off instead (it holds its conversation's lease meanwhile).
+MAX_WAIT = 5.0
+#: Seconds a poll round's reads keep waiting for their turn, 429s included.
+PATIENCE = 180.0
 
 
 def dumps(body: Any) -> bytes:
@@ -30,6 +36,8 @@ class ZendeskClient:
         timeout: float,
         concurrency: int = http.POOL_SIZE,
         transport: http.Transport | None = None,
+        budget: Budget | None = None,
+        patient: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -37,6 +45,10 @@ class ZendeskClient:
         self.timeout = timeout
         auth = (f"{config.email}/token", config.api_token) if config.auth == "api_token" else None
         self.http = http.Client(concurrency, auth=auth, transport=transport)
+        # The account's requests per minute, shared with every other process (None: tests
+        # that count requests exactly).
+        self.budget = budget
+        self.patient = patient  # every request waits its turn however long (the CLI)
         self.clock = clock
         self._lock = threading.Lock()
         self._token = ""
@@ -99,8 +111,14 @@ class ZendeskClient:
         body: Any = None,
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        patient: bool = False,
     ) -> http.Response:
-        """One request; a JSON `body` is sent as canonical bytes (see `dumps`)."""
+        """One request; a JSON `body` is sent as canonical bytes (see `dumps`).
+
+        Within the account's budget: a request waits for its turn, up to MAX_WAIT seconds
+        (a delivery is retried later rather than hold its worker), or, `patient` (the reads
+        of a poll round), until PATIENCE has passed, through 429s too.
+        """
         hdrs = dict(headers or {})
         if body is not None:
             data = dumps(body)
@@ -110,12 +128,11 @@ class ZendeskClient:
             if bearer:
                 hdrs["Authorization"] = f"Bearer {bearer}"
             try:
-                return http.request(
-                    self.http,
+                return self._within_budget(
                     method,
                     self.url(path),
                     what=what,
-                    timeout=self.timeout,
+                    patient=patient or self.patient,
                     params=params,
                     data=data,
                     headers=hdrs,
@@ -129,6 +146,29 @@ class ZendeskClient:
                 raise
         raise AssertionError("unreachable")
 
+    def _within_budget(
+        self, method: str, url: str, *, what: str, patient: bool, **kwargs: Any
+    ) -> http.Response:
+        give_up = time.monotonic() + PATIENCE
+        while True:
+            if self.budget is not None:
+                left = give_up - time.monotonic()
+                self.budget.spend(max_wait=max(0.0, left) if patient else MAX_WAIT)
+            try:
+                resp = http.request(
+                    self.http, method, url, what=what, timeout=self.timeout, **kwargs
+                )
+            except TransientError as exc:
+                if self.budget is not None and exc.status == 429:
+                    after = "" if exc.retry_after is None else repr(exc.retry_after)
+                    self.budget.observe(429, {"retry-after": after})
+                    if patient and time.monotonic() < give_up:
+                        continue  # the round waits for the window and goes on
+                raise
+            if self.budget is not None:
+                self.budget.observe(resp.status_code, resp.headers)
+            return resp
+
     def call(
         self,
         method: str,
@@ -139,10 +179,18 @@ class ZendeskClient:
         body: Any = None,
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        patient: bool = False,
     ) -> Json:
         """Like `send`, returning the decoded JSON object ({} for an empty answer)."""
         resp = self.send(
-            method, path, what=what, params=params, body=body, data=data, headers=headers
+            method,
+            path,
+            what=what,
+            params=params,
+            body=body,
+            data=data,
+            headers=headers,
+            patient=patient,
         )
         return _json(resp, what)
 

@@ -15,6 +15,9 @@ DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 # Zendesk accepts 300 < expires_in < 172800 for grant-type tokens.
 DEFAULT_OAUTH_TOKEN_TTL = 7200
 OAUTH_SCOPE = "read write"
+#: API requests per minute the bridge allows itself on the account, all processes together:
+#: the Team plan's published limit (Zendesk's answers lower it when the account has less).
+DEFAULT_RATE_LIMIT = 200
 _SUBDOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 AuthKind = Literal["api_token", "oauth_token", "oauth_client"]
@@ -35,6 +38,7 @@ class ZendeskConfig:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     oauth_token_ttl: int = DEFAULT_OAUTH_TOKEN_TTL
+    rate_limit: int = DEFAULT_RATE_LIMIT
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ZendeskConfig:
@@ -63,6 +67,7 @@ class ZendeskConfig:
                 env.get("ZENDESK_MAX_ATTACHMENT_BYTES") or DEFAULT_MAX_ATTACHMENT_BYTES
             ),
             oauth_token_ttl=int(env.get("ZENDESK_OAUTH_TOKEN_TTL") or DEFAULT_OAUTH_TOKEN_TTL),
+            rate_limit=int(env.get("ZENDESK_RATE_LIMIT") or DEFAULT_RATE_LIMIT),
         )
 
 
@@ -140,4 +145,5 @@ def config_problems(environ: Mapping[str, str]) -> list[str]:
     number("ZENDESK_POLL_INTERVAL", 0)
     integer("ZENDESK_MAX_ATTACHMENT_BYTES", 1, 50 * 1024 * 1024)
     integer("ZENDESK_OAUTH_TOKEN_TTL", 301, 172_799)
+    integer("ZENDESK_RATE_LIMIT", 1, 100_000)
     return problems

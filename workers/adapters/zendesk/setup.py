@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from workers.adapters.zendesk.adapter import TAG
+from bridge.storage import Store
+from workers.adapters.zendesk.adapter import TAG, budget_of
 from workers.adapters.zendesk.client import Json, ZendeskClient
 from workers.adapters.zendesk.config import ZendeskConfig
 
@@ -109,7 +110,9 @@ def setup(settings: Settings, public_base_url: str) -> str:
     Safe to run again: both are looked up by name first and only changed when they differ.
     """
     config = ZendeskConfig.from_environ(settings.environ)
-    client = ZendeskClient(config, timeout=settings.http_timeout)
+    # The account's budget is shared with the running bridge: setup waits its turn.
+    budget = budget_of(Store.from_settings(settings), config)
+    client = ZendeskClient(config, timeout=settings.http_timeout, budget=budget, patient=True)
     endpoint = f"{public_base_url.rstrip('/')}/webhooks/zendesk"
     webhook_id, hook_note = _webhook(client, endpoint)
     trigger_note = _trigger(client, webhook_id)

@@ -1,0 +1,136 @@
+"""The Zendesk account's API budget, shared by every process of the bridge (issue 17).
+
+Zendesk limits API requests per account per minute, and every request the bridge makes
+spends the customer's budget, whichever process makes it (workers, beat's polls, the
+`zendesk setup` command). One schedule in Redis spaces them out: each request reserves the
+next free slot, `60 / limit` seconds after the one before (a generic cell rate algorithm;
+a burst of up to `BURST` requests goes at once), and waits for it. Zendesk's answers
+tighten it: a lower `X-Rate-Limit` replaces the configured limit, a nearly spent
+`X-Rate-Limit-Remaining` / `ratelimit-remaining` and a 429's `Retry-After` push every
+process's next slot past the moment Zendesk names.
+
+Redis keys (next to the adapter's others, workers/adapters/zendesk/state.py):
+
+    P:adapter:zendesk:budget   hash   next: epoch seconds of the next free slot;
+                                      hold: no request before this (a 429, a spent window);
+                                      limit: requests per minute Zendesk announced (when
+                                      lower than ZENDESK_RATE_LIMIT); expires when unused
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import redis
+
+from bridge.errors import TransientError
+from bridge.redis_client import Script
+
+#: Requests that may go at once before the spacing applies: a poll round or a batch of
+#: deliveries starts without waiting, and the average stays at the limit.
+BURST = 5
+#: Below this many requests left in Zendesk's window, the bridge waits for the window's
+#: reset rather than spend the last ones (other integrations share the account).
+KEEP_IN_HAND = 3
+
+# Reserve the next slot if it comes within `max_wait`; returns the wait (0: go now), or,
+# when it is too far, the wait without reserving (the caller gives the slot to no one).
+# KEYS: budget hash; ARGV: now, spacing (s), burst, max wait (s), ttl (s)
+_SPEND = """
+local now, spacing = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or '0')
+if limit > 0 then spacing = math.max(spacing, 60 / limit) end
+local nxt = math.max(tonumber(redis.call('HGET', KEYS[1], 'next') or '0'), now)
+local hold = tonumber(redis.call('HGET', KEYS[1], 'hold') or '0')
+local wait = math.max(nxt - now - (tonumber(ARGV[3]) - 1) * spacing, hold - now, 0)
+if wait > tonumber(ARGV[4]) then return tostring(wait) end
+redis.call('HSET', KEYS[1], 'next', tostring(math.max(nxt, now + wait) + spacing))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return tostring(wait)
+"""
+
+# Hold every request until `until` at least (never earlier); record a lower announced limit.
+# KEYS: budget hash; ARGV: until (epoch s, 0: none), announced limit (0: none), ttl (s)
+_TIGHTEN = """
+if tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'hold') or '0') then
+  redis.call('HSET', KEYS[1], 'hold', ARGV[1])
+end
+if tonumber(ARGV[2]) > 0 then redis.call('HSET', KEYS[1], 'limit', ARGV[2]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class Budget:
+    """Requests per minute for one Zendesk account, across every process sharing `key`."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.key = key
+        self.per_minute = per_minute
+        self.clock, self.sleep = clock, sleep
+        self._spend = Script(client, _SPEND)
+        self._tighten = Script(client, _TIGHTEN)
+
+    @property
+    def spacing(self) -> float:
+        return 60.0 / self.per_minute
+
+    def spend(self, max_wait: float) -> float:
+        """Wait for this process's turn to send one request; returns the seconds waited.
+
+        Raises TransientError (with the wait as `retry_after`) instead of waiting longer
+        than `max_wait`: a delivery then gives its conversation back and is retried later,
+        rather than holding a worker for minutes.
+        """
+        ttl = int(max(120.0, BURST * self.spacing * 4))
+        wait = float(
+            self._spend(
+                keys=[self.key],
+                args=[repr(self.clock()), repr(self.spacing), BURST, repr(max_wait), ttl],
+            )
+        )
+        if wait > max_wait:
+            raise TransientError(
+                f"Zendesk API budget: the next request slot is {wait:.0f}s away "
+                f"(ZENDESK_RATE_LIMIT={self.per_minute}/min, or less as Zendesk announced)",
+                retry_after=wait,
+            )
+        if wait > 0:
+            self.sleep(wait)
+        return wait
+
+    def observe(self, status: int, headers: Mapping[str, str]) -> None:
+        """Tighten the schedule from an answer's rate-limit headers and a 429."""
+        now = self.clock()
+        until = 0.0
+        announced = _number(headers.get("x-rate-limit") or headers.get("ratelimit-limit"))
+        limit = int(announced) if announced and announced < self.per_minute else 0
+        remaining = _number(
+            headers.get("x-rate-limit-remaining") or headers.get("ratelimit-remaining")
+        )
+        if remaining is not None and remaining <= KEEP_IN_HAND:
+            # Zendesk's window is a minute; `ratelimit-reset` says when it rolls over.
+            reset = _number(headers.get("ratelimit-reset"))
+            until = now + (reset if reset is not None else 60.0)
+        if status == 429:
+            after = _number(headers.get("retry-after"))
+            until = max(until, now + (after if after is not None else 60.0))
+        if until or limit:
+            ttl = int(max(120.0, until - now + 60))
+            self._tighten(keys=[self.key], args=[repr(until), limit, ttl])
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None and value.strip() else None
+    except ValueError:
+        return None
