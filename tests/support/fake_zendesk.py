@@ -484,6 +484,8 @@ class FakeZendesk:
                         "count": len(found),
                     },
                 )
+            case "GET", ["tickets", "show_many"]:
+                return self._show_many(q)
             case "GET", ["tickets", tid]:
                 t = self._ticket(tid)
                 out: Json = {"ticket": self._public(t)}
@@ -819,6 +821,14 @@ class FakeZendesk:
                 }
             },
         )
+
+    def _show_many(self, q: dict[str, str]) -> _Reply:
+        """Up to 100 tickets by id, as documented; unknown ids are left out."""
+        ids = [i for i in q.get("ids", "").split(",") if i]
+        if not ids or len(ids) > 100 or not all(i.isdigit() for i in ids):
+            raise _Error(400, "InvalidValue", "ids must list 1 to 100 ticket ids")
+        found = [self._public(self.tickets[int(i)]) for i in ids if int(i) in self.tickets]
+        return _Reply(200, {"tickets": found, "next_page": None, "previous_page": None})
 
     def _export(self, q: dict[str, str]) -> _Reply:
         if "cursor" in q:

@@ -61,6 +61,10 @@ def test_url_wins_and_oauth_client_is_preferred() -> None:
         ),
         ({"ZENDESK_SUBDOMAIN": "a", "ZENDESK_OAUTH_TOKEN_TTL": "100", **TOKEN}, "at least 301"),
         ({"ZENDESK_SUBDOMAIN": "a", "ZENDESK_RATE_LIMIT": "0", **TOKEN}, "at least 1"),
+        (
+            {"ZENDESK_SUBDOMAIN": "a", "ZENDESK_POLL_INTERVAL": "2", **TOKEN},
+            "must be 0 (off) or at least 6 seconds: Zendesk's incremental export",
+        ),
         ({"ZENDESK_SUBDOMAIN": "a", "ZENDESK_RATE_LIMIT": "fast", **TOKEN}, "not a whole number"),
     ],
 )

@@ -223,11 +223,30 @@ def test_every_process_spends_from_one_budget_per_account(
     assert len(fake.calls("GET", "/api/v2/users/me")) == 10
 
 
-def test_changed_tickets_falls_back_when_the_export_is_refused(
-    zd: ZendeskHelpdesk, fake: FakeZendesk
+def test_an_agent_token_polls_open_tickets_100_at_a_time(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation, store: Store
 ) -> None:
+    """The incremental export is for admins: refused, the open tickets are read with
+    show_many (one call per 100) instead of two calls per ticket, and only tickets whose
+    updated_at moved are rung."""
+    for cid, tid in [(ticketed.id, ticketed.ticket_id)] + [
+        (f"c_more{i:03d}", str(10**6 + i)) for i in range(150)
+    ]:  # 151 open bridge tickets, 150 of them unknown to this Zendesk: two calls a round
+        store.redis.hset(store.conv_key(cid), mapping={"status": "open", "ticket_id": tid})
+        store.redis.zadd(store.key("open"), {cid: 1})
     fake.fail_next(1, 403)
-    assert zd.changed_tickets() is None
+    first = zd.changed_tickets()  # first look: every ticket the fake knows is new
+    assert first == [ticketed.ticket_id]  # (the others are not Zendesk's: left out)
+    fake.fail_next(1, 403)
+    assert zd.changed_tickets() == []  # nothing moved
+    fake.advance(2)
+    fake.agent_comment(ticketed.ticket_id, fake.add_agent("Sam"), "hi")
+    fake.fail_next(1, 403)
+    assert zd.changed_tickets() == [ticketed.ticket_id]
+    calls = fake.calls("GET", "/api/v2/tickets/show_many")
+    assert len(calls) == 6  # 3 rounds x 2 calls: 100, then 51
+    assert sorted(len(c.query["ids"].split(",")) for c in calls[:2]) == [51, 100]
+    assert not fake.calls("GET", f"/api/v2/tickets/{ticketed.ticket_id}")
 
 
 # -- check --------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ from urllib.parse import urlparse
 from bridge.errors import ConfigError
 
 DEFAULT_POLL_INTERVAL = 60.0
+#: Zendesk's incremental export takes 10 requests a minute per account: polling more often
+#: would only collect 429s.
+MIN_POLL_INTERVAL = 6.0
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 # Zendesk accepts 300 < expires_in < 172800 for grant-type tokens.
 DEFAULT_OAUTH_TOKEN_TTL = 7200
@@ -143,6 +146,16 @@ def config_problems(environ: Mapping[str, str]) -> list[str]:
             number(name, minimum, maximum)
 
     number("ZENDESK_POLL_INTERVAL", 0)
+    poll = env.get("ZENDESK_POLL_INTERVAL", "")
+    try:
+        too_often = 0 < float(poll or DEFAULT_POLL_INTERVAL) < MIN_POLL_INTERVAL
+    except ValueError:
+        too_often = False  # reported above
+    if too_often:
+        problems.append(
+            f"ZENDESK_POLL_INTERVAL={poll!r} must be 0 (off) or at least {MIN_POLL_INTERVAL:g} "
+            "seconds: Zendesk's incremental export takes 10 requests a minute"
+        )
     integer("ZENDESK_MAX_ATTACHMENT_BYTES", 1, 50 * 1024 * 1024)
     integer("ZENDESK_OAUTH_TOKEN_TTL", 301, 172_799)
     integer("ZENDESK_RATE_LIMIT", 1, 100_000)

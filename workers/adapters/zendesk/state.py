@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from bridge.storage import Store
 
@@ -84,3 +84,17 @@ class AdapterState:
 
     def set_export_cursor(self, cursor: str) -> None:
         self.redis.set(self._key("export"), cursor)
+
+    def seen_updates(self, ticket_ids: list[str]) -> dict[str, str]:
+        """Each ticket's `updated_at` as the last poll saw it ("" when never seen)."""
+        if not ticket_ids:
+            return {}
+        got = cast(list[str | None], self.redis.hmget(self._key("updated"), ticket_ids))
+        return {t: v or "" for t, v in zip(ticket_ids, got, strict=True)}
+
+    def remember_updates(self, updated: dict[str, str]) -> None:
+        if updated:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(self._key("updated"), mapping=dict[Any, Any](updated))
+            pipe.expire(self._key("updated"), TTL_SECONDS)
+            pipe.execute()
