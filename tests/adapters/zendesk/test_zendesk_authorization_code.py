@@ -25,7 +25,7 @@ from workers import http
 from workers.adapters.zendesk import ZendeskHelpdesk
 from workers.adapters.zendesk.client import ZendeskClient
 from workers.adapters.zendesk.config import ZendeskConfig
-from workers.adapters.zendesk.oauth import authorize_url, exchange_code
+from workers.adapters.zendesk.oauth import authorize_url, exchange_code, grant_pair
 from workers.adapters.zendesk.setup import authorize, code_from
 from workers.adapters.zendesk.state import AdapterState, TokenPair
 
@@ -260,6 +260,35 @@ def test_one_renewal_across_concurrent_processes(
     if late:  # the old token was dead: every process waited for the renewed one
         sent = [r.headers["Authorization"] for r in fake.calls("GET", "/api/v2/users/me")[1:]]
         assert sent == [f"Bearer {stored.access_token}"] * len(workers)
+
+
+def test_while_another_process_renews_the_old_token_serves_until_it_dies(
+    settings: Settings, store: Store, fake: FakeZendesk
+) -> None:
+    pair = authorized(settings, store, fake)
+    state = AdapterState(store)
+    config = ZendeskConfig.from_environ(settings.environ)
+    held = state.take_renewal(fake.client_id, 30)  # another process is renewing
+    assert held is not None
+    fake.advance(TTL - 100)
+    zc = client(settings, store, fake)
+    me(zc)  # due, but alive: sent as it is, nobody waits
+    assert bearer(fake) == f"Bearer {pair.access_token}" and len(grants(fake)) == 1
+    fake.advance(100)  # dead now: the process waits for the other's pair
+
+    def other() -> None:
+        body = {"grant_type": "refresh_token", "refresh_token": pair.refresh_token}
+        renewed = grant_pair(config, body, timeout=5, clock=fake.clock)
+        assert state.put_token_pair(fake.client_id, renewed, replacing=pair.refresh_token)
+        state.end_renewal(fake.client_id, held)
+
+    renewal = threading.Timer(0.2, other)
+    renewal.start()
+    me(zc)
+    renewal.join()
+    stored = state.token_pair(fake.client_id)
+    assert stored is not None and bearer(fake) == f"Bearer {stored.access_token}"
+    assert len(grants(fake)) == 2  # the other's renewal only
 
 
 def racing(hook: Callable[[], None]) -> http.Transport:
