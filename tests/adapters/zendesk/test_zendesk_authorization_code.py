@@ -3,7 +3,6 @@ its renewal ahead of expiry, one renewal at a time across processes (issue 17, p
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -420,7 +419,7 @@ def test_a_fixed_token_is_accepted_with_a_start_up_warning(
 
 
 # -- hitl-bridge zendesk authorize ------------------------------------------------------------
-class Browser(io.TextIOBase):
+class Browser:
     """Standard input as the operator: opens the page the command printed, lets Zendesk
     answer (`allow`), and pastes where the browser went (through `paste`)."""
 
@@ -435,7 +434,7 @@ class Browser(io.TextIOBase):
         self.capsys, self.fake, self.allow, self.paste = capsys, fake, allow, paste
         self.printed = ""
 
-    def readline(self, size: int | None = -1) -> str:
+    def readline(self) -> str:
         self.printed += self.capsys.readouterr().out
         found = re.search(r"\S+/oauth/authorizations/new\?\S+", self.printed)
         assert found, self.printed
