@@ -6,6 +6,7 @@ Keys, under `P:adapter:zendesk:` (bridge/storage.py lists every prefix):
     closed:<tid>   string  the bridge solved the ticket itself (expires)
     me             string  the id of the Zendesk user the bridge authenticates as (a day)
     export         string  the incremental ticket export's cursor (polling)
+    budget         hash    the account's API budget, shared by every process (budget.py)
     oauth:<client id>
                    hash    the OAuth token pair of the authorization-code grant for that
                            client (`TokenPair`): access_token, refresh_token, expires_at
