@@ -180,7 +180,7 @@ class TokenPairs:
         pair = self.state.token_pair(self.client_id)
         if pair is None or self._good(pair, refused):
             return pair
-        return self._renew(pair, refused)
+        return self._renew(refused)
 
     def _good(self, pair: TokenPair, refused: str) -> bool:
         return pair.access_token != refused and self.clock() < pair.renew_at
@@ -188,7 +188,7 @@ class TokenPairs:
     def _alive(self, pair: TokenPair, refused: str) -> bool:
         return pair.access_token != refused and self.clock() < pair.expires_at - LAST_SECONDS
 
-    def _renew(self, seen: TokenPair, refused: str) -> TokenPair | None:
+    def _renew(self, refused: str) -> TokenPair | None:
         give_up = time.monotonic() + 2 * self.lock_seconds
         while True:
             token = self.state.take_renewal(self.client_id, self.lock_seconds)
