@@ -232,11 +232,72 @@ def cmd_conversations(args: argparse.Namespace) -> int:
 
 # -- zendesk ----------------------------------------------------------------------------
 def cmd_zendesk(args: argparse.Namespace) -> int:
-    """Create (idempotently) the Zendesk webhook and trigger that ring the bridge's doorbell."""
+    """Zendesk set-up: the bridge's OAuth authorization (`authorize`), and the webhook and
+    trigger that ring the bridge's doorbell (`setup`, idempotent)."""
     from workers.adapters.zendesk.setup import setup
 
     settings = Settings.from_env()
+    if args.action == "authorize":
+        return _zendesk_authorize(args, settings)
     print(setup(settings, args.public_url.rstrip("/")))
+    return 0
+
+
+def _zendesk_authorize(args: argparse.Namespace, settings: Settings) -> int:
+    """The authorization-code grant: print Zendesk's authorization page, take the code the
+    browser comes back with, and store the token pair for the workers."""
+    import secrets
+
+    from bridge.errors import DeliveryError
+    from workers.adapters.zendesk.config import ZendeskConfig, redirect_uri_problem
+    from workers.adapters.zendesk.oauth import authorize_url
+    from workers.adapters.zendesk.setup import authorize, code_from
+
+    config = ZendeskConfig.from_environ(settings.environ)
+    if config.auth != "oauth_client":
+        print(
+            "authorize needs an OAuth client: set ZENDESK_OAUTH_CLIENT_ID and "
+            "ZENDESK_OAUTH_CLIENT_SECRET (docs/zendesk.md)",
+            file=sys.stderr,
+        )
+        return 2
+    redirect_uri = (args.redirect_uri or config.redirect_uri).strip()
+    why = redirect_uri_problem(redirect_uri) if redirect_uri else "is not set"
+    if why:
+        print(
+            f"the redirect URL {why}: set ZENDESK_OAUTH_REDIRECT_URI (or pass --redirect-uri) "
+            "to one of the OAuth client's redirect URLs",
+            file=sys.stderr,
+        )
+        return 2
+    store = Store.from_settings(settings)
+    try:
+        store.ping()  # before the code is spent: the pair must have somewhere to go
+    except redis.RedisError as exc:
+        print(f"redis: unreachable ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 1
+    try:
+        if args.code:
+            code = code_from(args.code, None)
+        else:
+            state = secrets.token_urlsafe(24)
+            print(
+                "1. Open this page in a browser signed in to Zendesk as the user the bridge "
+                "is to act as (an agent or admin, e.g. a dedicated one), and allow access:\n\n"
+                f"   {authorize_url(config, redirect_uri, state)}\n\n"
+                f"2. Zendesk then sends the browser to {redirect_uri}?code=... (nothing needs "
+                "to answer there). Paste that whole address here within 2 minutes.\n"
+            )
+            code = code_from(input("Address: "), state)
+    except (ValueError, EOFError) as exc:
+        print(str(exc) or "no address was given", file=sys.stderr)
+        return 1
+    try:
+        print(authorize(settings, store, code, redirect_uri))
+    except DeliveryError as exc:
+        detail = f": {exc.response[:300]}" if exc.response else ""
+        print(f"not authorized: {exc.reason}{detail}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -357,6 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
     zsetup = zsub.add_parser("setup", help="create the webhook and trigger in Zendesk")
     zsetup.add_argument(
         "public_url", help="the bridge's public base URL, e.g. https://bridge.example.com"
+    )
+    zauth = zsub.add_parser(
+        "authorize", help="let the bridge act as a Zendesk user (OAuth authorization code)"
+    )
+    zauth.add_argument("--redirect-uri", default="", help="default: ZENDESK_OAUTH_REDIRECT_URI")
+    zauth.add_argument(
+        "--code",
+        default="",
+        help="the code (or the address holding it) instead of a prompt; its state goes unchecked",
     )
     zendesk.set_defaults(func=cmd_zendesk)
 

@@ -3,6 +3,11 @@ touches it, for adapter and end-to-end tests.
 
 It checks authentication (basic `email/token:token`, fixed bearer tokens, and bearer tokens
 it issued from `POST /oauth/tokens`, which expire on its own clock) and request shapes, and
+grants OAuth tokens as Zendesk documents: client credentials; an authorization code (from
+`approve`, standing in for an admin's browser on `/oauth/authorizations/new`) that is good
+once, for 120 s, with the redirect URL it was issued for; and refresh tokens that rotate
+(a refresh deletes the previous access and refresh tokens, and a used, expired or revoked
+refresh token is refused with 400 `invalid_grant`). It
 answers with Zendesk's status codes and bodies: integer ids, an `audit` with events on
 ticket creation and updates, cursor pagination on comments, errors as
 `{"error": …, "description": …}`. It honours `Idempotency-Key` on ticket creation, can be
@@ -26,12 +31,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from workers.adapters.zendesk.webhook import sign
 
 Json = dict[str, Any]
 API_USER_ID = 1000
+REDIRECT_URI = "https://bridge.example.com/zendesk/oauth"
+#: Lifetimes Zendesk gives when a grant names none (OAuth clients made since 30 April 2026).
+ACCESS_TTL, REFRESH_TTL = 1800, 2_592_000
 
 
 @dataclass
@@ -99,6 +107,11 @@ class FakeZendesk:
         self.client_id, self.client_secret = client_id, client_secret
         self.bearer_tokens: set[str] = set()
         self.issued: dict[str, float] = {}  # OAuth token -> expiry on self.clock()
+        # The OAuth client's registered redirect URLs, its authorization codes (code ->
+        # redirect_uri, scope, expires) and refresh tokens (token -> access, scope, expires).
+        self.redirect_uris = [REDIRECT_URI]
+        self.codes: dict[str, Json] = {}
+        self.refresh_tokens: dict[str, Json] = {}
         self.skew = 0.0
         self.lock = threading.RLock()
         self.requests: list[Recorded] = []
@@ -202,6 +215,44 @@ class FakeZendesk:
     def advance(self, seconds: float) -> None:
         """Move the fake's clock (OAuth token expiry) forward."""
         self.skew += seconds
+
+    def approve(self, authorize_url: str, *, allow: bool = True) -> str:
+        """An admin opens the bridge's authorization page and allows (or denies) access;
+        returns where Zendesk sends the browser. Raises ValueError for a page Zendesk would
+        not show (an unknown client or redirect URL, a response_type other than code)."""
+        parts = urlsplit(authorize_url)
+        q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if parts.path != "/oauth/authorizations/new" or f"{parts.scheme}://{parts.netloc}" != (
+            self.url
+        ):
+            raise ValueError(f"not this account's authorization page: {authorize_url}")
+        if q.get("response_type") != "code" or q.get("client_id") != self.client_id:
+            raise ValueError("invalid_request: response_type must be code, client_id known")
+        redirect = q.get("redirect_uri", self.redirect_uris[0])
+        if redirect not in self.redirect_uris:
+            raise ValueError(f"redirect_uri is not registered for the client: {redirect}")
+        answer: dict[str, str] = {}
+        if allow:
+            code = secrets.token_urlsafe(24)
+            with self.lock:
+                self.codes[code] = {
+                    "redirect_uri": redirect,
+                    "scope": q.get("scope", "read"),
+                    "expires": self.clock() + 120,
+                }
+            answer["code"] = code
+        else:
+            answer.update(error="access_denied", error_description="The end-user denied")
+        if "state" in q:
+            answer["state"] = q["state"]
+        return f"{redirect}?{urlencode(answer)}"
+
+    def revoke_grants(self) -> None:
+        """An admin revokes the client's tokens in Admin Center: access and refresh tokens."""
+        with self.lock:
+            for entry in self.refresh_tokens.values():
+                self.issued.pop(entry["access"], None)
+            self.refresh_tokens.clear()
 
     def fail_next(self, n: int, status: int, retry_after: float | None = None) -> None:
         """Answer the next `n` requests with `status` (429/503…), with Retry-After if given."""
@@ -551,7 +602,8 @@ class FakeZendesk:
         raise _Error(404, "InvalidEndpoint", "Not found")
 
     def _oauth(self, data: Json) -> _Reply:
-        if data.get("grant_type") != "client_credentials":
+        grant = data.get("grant_type")
+        if grant not in ("client_credentials", "authorization_code", "refresh_token"):
             raise _Error(400, "unsupported_grant_type", error_description="grant not supported")
         if (
             data.get("client_id") != self.client_id
@@ -561,10 +613,63 @@ class FakeZendesk:
         ttl = data.get("expires_in")
         if ttl is not None and not (isinstance(ttl, int) and 300 < ttl < 172_800):
             raise _Error(400, "invalid_request", error_description="expires_in is out of range")
-        token = secrets.token_urlsafe(24)
-        self.issued[token] = self.clock() + (ttl or 172_800)
+        if grant == "client_credentials":
+            token = secrets.token_urlsafe(24)
+            self.issued[token] = self.clock() + (ttl or 172_800)
+            return _Reply(
+                201,
+                {"access_token": token, "token_type": "bearer", "scope": data.get("scope", "read")},
+            )
+        refresh_ttl = data.get("refresh_token_expires_in")
+        if refresh_ttl is not None and not (
+            isinstance(refresh_ttl, int)
+            and 604_800 < refresh_ttl < 7_776_000
+            and refresh_ttl > (ttl or 0)
+        ):
+            raise _Error(
+                400, "invalid_request", error_description="refresh_token_expires_in is out of range"
+            )
+        refused = _Error(
+            400,
+            "invalid_grant",
+            error_description="The provided authorization grant is invalid, expired, or revoked",
+        )
+        if grant == "authorization_code":
+            # A code is good once, used or refused.
+            entry = self.codes.pop(str(data.get("code")), None)
+            if entry is None or entry["expires"] <= self.clock():
+                raise refused
+            if data.get("redirect_uri") != entry["redirect_uri"]:
+                raise refused
+        else:
+            entry = self.refresh_tokens.get(str(data.get("refresh_token")))
+            if entry is None or entry["expires"] <= self.clock():
+                raise refused
+        scope = str(data.get("scope") or entry["scope"])
+        if not set(scope.split()) <= set(entry["scope"].split()):
+            raise _Error(400, "invalid_scope", error_description="scope exceeds the grant")
+        if grant == "refresh_token":
+            # A refresh deletes the previous access and refresh tokens.
+            del self.refresh_tokens[str(data["refresh_token"])]
+            self.issued.pop(entry["access"], None)
+        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(32)
+        ttl, refresh_ttl = ttl or ACCESS_TTL, refresh_ttl or REFRESH_TTL
+        self.issued[access] = self.clock() + ttl
+        self.refresh_tokens[refresh] = {
+            "access": access,
+            "scope": scope,
+            "expires": self.clock() + refresh_ttl,
+        }
         return _Reply(
-            201, {"access_token": token, "token_type": "bearer", "scope": data.get("scope", "read")}
+            201,
+            {
+                "access_token": access,
+                "token_type": "bearer",
+                "scope": scope,
+                "expires_in": ttl,
+                "refresh_token": refresh,
+                "refresh_token_expires_in": refresh_ttl,
+            },
         )
 
     def _create_or_update_user(self, data: Json) -> _Reply:

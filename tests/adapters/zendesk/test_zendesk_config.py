@@ -66,6 +66,18 @@ def test_url_wins_and_oauth_client_is_preferred() -> None:
             "must be 0 (off) or at least 6 seconds: Zendesk's incremental export",
         ),
         ({"ZENDESK_SUBDOMAIN": "a", "ZENDESK_RATE_LIMIT": "fast", **TOKEN}, "not a whole number"),
+        (
+            {"ZENDESK_SUBDOMAIN": "a", "ZENDESK_OAUTH_REDIRECT_URI": "/callback", **TOKEN},
+            "ZENDESK_OAUTH_REDIRECT_URI must be an absolute http(s) URL",
+        ),
+        (
+            {
+                "ZENDESK_SUBDOMAIN": "a",
+                "ZENDESK_OAUTH_REDIRECT_URI": "http://bridge.example.com/cb",
+                **TOKEN,
+            },
+            "must be https (plain http only for localhost or 127.0.0.1)",
+        ),
     ],
 )
 def test_each_problem_gets_one_clear_line(env: dict[str, str], needle: str) -> None:
@@ -86,3 +98,13 @@ def test_polling_can_be_disabled() -> None:
         {"ZENDESK_SUBDOMAIN": "a", "ZENDESK_POLL_INTERVAL": "0", **TOKEN}
     )
     assert cfg.poll_interval == 0
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["https://bridge.example.com/zendesk/oauth", "http://localhost:8976/", "http://127.0.0.1/"],
+)
+def test_redirect_urls_zendesk_accepts_are_accepted(uri: str) -> None:
+    env = {"ZENDESK_SUBDOMAIN": "a", "ZENDESK_OAUTH_REDIRECT_URI": uri, **TOKEN}
+    assert config_problems(env) == []
+    assert ZendeskConfig.from_environ(env).redirect_uri == uri

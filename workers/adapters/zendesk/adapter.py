@@ -70,13 +70,22 @@ class ZendeskHelpdesk(Helpdesk):
     ) -> None:
         super().__init__(settings, store)
         self.config = ZendeskConfig.from_environ(settings.environ)
+        self.state = AdapterState(store)
         self.client = client or ZendeskClient(
             self.config,
             timeout=settings.http_timeout,
             concurrency=settings.pumps,
             budget=budget_of(store, self.config),
+            tokens=self.state,
         )
-        self.state = AdapterState(store)
+        if self.config.auth == "oauth_token":
+            # Zendesk's newer OAuth clients issue tokens that die after 30 minutes, and a
+            # fixed token cannot be renewed.
+            log.warning(
+                "zendesk: ZENDESK_OAUTH_TOKEN is used as it is and never renewed: it must be "
+                "a token that does not expire (an OAuth client and `hitl-bridge zendesk "
+                "authorize` renew theirs; docs/zendesk.md)"
+            )
         # Files named in messages, fetched by the one SSRF-safe fetcher. One per adapter,
         # so per worker process: its bound on downloads in flight keeps pumps free.
         self.fetcher = fetcher or Fetcher(FetchPolicy.from_settings(settings))

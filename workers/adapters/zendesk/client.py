@@ -12,6 +12,8 @@ from bridge.errors import PermanentError, TransientError
 from workers import http
 from workers.adapters.zendesk.budget import Budget
 from workers.adapters.zendesk.config import OAUTH_SCOPE, ZendeskConfig
+from workers.adapters.zendesk.oauth import TokenPairs, request_token
+from workers.adapters.zendesk.state import AdapterState
 
 Json = dict[str, Any]
 #: Seconds a delivery's request waits for its turn in the API budget before the delivery
@@ -39,7 +41,11 @@ class ZendeskClient:
         budget: Budget | None = None,
         patient: bool = False,
         clock: Callable[[], float] = time.time,
+        tokens: AdapterState | None = None,
     ) -> None:
+        """`tokens`: where `hitl-bridge zendesk authorize` stored a token pair for the OAuth
+        client; while one is stored the bridge uses (and renews) it instead of the
+        client-credentials grant."""
         self.config = config
         self.base_url = config.base_url
         self.timeout = timeout
@@ -50,9 +56,15 @@ class ZendeskClient:
         self.budget = budget
         self.patient = patient  # every request waits its turn however long (the CLI)
         self.clock = clock
+        self.pairs = (
+            TokenPairs(tokens, config, timeout=timeout, transport=self.http.transport, clock=clock)
+            if tokens is not None and config.auth == "oauth_client"
+            else None
+        )
         self._lock = threading.Lock()
         self._token = ""
         self._token_expires = 0.0
+        self._refused = ""  # the access token Zendesk last answered 401 to
 
     # -- authentication -----------------------------------------------------------------
     def _bearer(self) -> str | None:
@@ -62,40 +74,38 @@ class ZendeskClient:
             return None
         with self._lock:
             if not self._token or self.clock() >= self._token_expires:
-                self._fetch_token()
+                pair = self.pairs.current(self._refused) if self.pairs is not None else None
+                if pair is not None:
+                    self._token, self._token_expires = pair.access_token, pair.renew_at
+                else:
+                    self._fetch_token()
+                self._refused = ""
             return self._token
 
     def _fetch_token(self) -> None:
-        body = {
-            "grant_type": "client_credentials",
-            "client_id": self.config.client_id,
-            "client_secret": self.config.client_secret,
-            "scope": OAUTH_SCOPE,
-            "expires_in": self.config.oauth_token_ttl,
-        }
-        # The token endpoint takes no credentials but the client's own.
-        resp = http.request(
-            http.Client(transport=self.http.transport),
-            "POST",
-            f"{self.base_url}/oauth/tokens",
-            what="Zendesk OAuth token",
+        data = request_token(
+            self.config,
+            {
+                "grant_type": "client_credentials",
+                "scope": OAUTH_SCOPE,
+                "expires_in": self.config.oauth_token_ttl,
+            },
             timeout=self.timeout,
-            json=body,
+            transport=self.http.transport,
         )
-        data = _json(resp, "Zendesk OAuth token")
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
-            raise PermanentError("Zendesk OAuth token: no access_token", response=resp.text[:4000])
+            raise PermanentError("Zendesk OAuth token: no access_token")
         lifetime = float(data.get("expires_in") or self.config.oauth_token_ttl)
         # Renew well before expiry so a request never carries a token that dies in flight.
         margin = max(60.0, lifetime * 0.1)
         self._token = token
         self._token_expires = self.clock() + max(lifetime - margin, 1.0)
 
-    def _forget_token(self) -> None:
+    def _forget_token(self, refused: str) -> None:
         with self._lock:
-            self._token = ""
-            self._token_expires = 0.0
+            if self._token == refused:
+                self._token, self._token_expires, self._refused = "", 0.0, refused
 
     # -- requests -----------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -138,9 +148,10 @@ class ZendeskClient:
                     headers=hdrs,
                 )
             except PermanentError as exc:
-                # A fetched token can be revoked before it expires: fetch a new one once.
-                if self.config.auth == "oauth_client" and exc.status == 401:
-                    self._forget_token()
+                # A token can die before its time (revoked, or a renewal by another process
+                # rotated it): take a new one and try once more.
+                if self.config.auth == "oauth_client" and exc.status == 401 and bearer:
+                    self._forget_token(bearer)
                     if attempt == 1:
                         continue
                 raise

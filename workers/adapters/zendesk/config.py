@@ -37,6 +37,7 @@ class ZendeskConfig:
     oauth_token: str = ""
     client_id: str = ""
     client_secret: str = ""
+    redirect_uri: str = ""
     webhook_secret: str = ""
     poll_interval: float = DEFAULT_POLL_INTERVAL
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
@@ -64,6 +65,7 @@ class ZendeskConfig:
             oauth_token=env.get("ZENDESK_OAUTH_TOKEN", ""),
             client_id=env.get("ZENDESK_OAUTH_CLIENT_ID", ""),
             client_secret=env.get("ZENDESK_OAUTH_CLIENT_SECRET", ""),
+            redirect_uri=env.get("ZENDESK_OAUTH_REDIRECT_URI", ""),
             webhook_secret=env.get("ZENDESK_WEBHOOK_SECRET", ""),
             poll_interval=float(env.get("ZENDESK_POLL_INTERVAL") or DEFAULT_POLL_INTERVAL),
             max_attachment_bytes=int(
@@ -125,6 +127,10 @@ def config_problems(environ: Mapping[str, str]) -> list[str]:
             "(recommended), or ZENDESK_OAUTH_TOKEN, or ZENDESK_EMAIL + ZENDESK_API_TOKEN"
         )
 
+    redirect = env.get("ZENDESK_OAUTH_REDIRECT_URI", "")
+    if redirect and (why := redirect_uri_problem(redirect)):
+        problems.append(f"ZENDESK_OAUTH_REDIRECT_URI {why} ({redirect!r})")
+
     def number(name: str, minimum: float, maximum: float | None = None) -> None:
         raw = env.get(name, "")
         if not raw:
@@ -160,3 +166,20 @@ def config_problems(environ: Mapping[str, str]) -> list[str]:
     integer("ZENDESK_OAUTH_TOKEN_TTL", 301, 172_799)
     integer("ZENDESK_RATE_LIMIT", 1, 100_000)
     return problems
+
+
+def redirect_uri_problem(uri: str) -> str:
+    """Why Zendesk would refuse `uri` as an OAuth client's redirect URL ('' when it would
+    not): absolute, and https unless the host is localhost or 127.0.0.1."""
+    try:
+        parsed = urlparse(uri)
+        host = parsed.hostname or ""
+    except ValueError:
+        return "is not a URL"
+    if parsed.scheme not in ("http", "https") or not host:
+        return "must be an absolute http(s) URL"
+    if parsed.scheme == "http" and host not in ("localhost", "127.0.0.1"):
+        return "must be https (plain http only for localhost or 127.0.0.1)"
+    if parsed.fragment:
+        return "must have no #fragment"
+    return ""

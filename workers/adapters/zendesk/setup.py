@@ -1,14 +1,19 @@
-"""One-time Zendesk setup: the webhook and trigger that ring the bridge when a ticket changes."""
+"""One-time Zendesk setup: the bridge's OAuth authorization, and the webhook and trigger that
+ring the bridge when a ticket changes."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 from bridge.storage import Store
 from workers.adapters.zendesk.adapter import TAG, budget_of
 from workers.adapters.zendesk.client import Json, ZendeskClient
 from workers.adapters.zendesk.config import ZendeskConfig
+from workers.adapters.zendesk.oauth import exchange_code
+from workers.adapters.zendesk.state import AdapterState
 
 if TYPE_CHECKING:
     from bridge.config import Settings
@@ -108,11 +113,18 @@ def setup(settings: Settings, public_base_url: str) -> str:
     """Create (or find) the webhook and trigger; returns what to put in the environment.
 
     Safe to run again: both are looked up by name first and only changed when they differ.
+    A token pair stored by `hitl-bridge zendesk authorize` is used.
     """
     config = ZendeskConfig.from_environ(settings.environ)
     # The account's budget is shared with the running bridge: setup waits its turn.
-    budget = budget_of(Store.from_settings(settings), config)
-    client = ZendeskClient(config, timeout=settings.http_timeout, budget=budget, patient=True)
+    store = Store.from_settings(settings)
+    client = ZendeskClient(
+        config,
+        timeout=settings.http_timeout,
+        budget=budget_of(store, config),
+        patient=True,
+        tokens=AdapterState(store),
+    )
     endpoint = f"{public_base_url.rstrip('/')}/webhooks/zendesk"
     webhook_id, hook_note = _webhook(client, endpoint)
     trigger_note = _trigger(client, webhook_id)
@@ -132,3 +144,75 @@ def setup(settings: Settings, public_base_url: str) -> str:
     elif config.webhook_secret == secret:
         lines.append("  (already set correctly)")
     return "\n".join(lines)
+
+
+# -- authorization (OAuth authorization code) ---------------------------------------------
+def code_from(answer: str, state: str | None) -> str:
+    """The authorization code in what the operator pasted: the address Zendesk sent the
+    browser to (its `state` must be `state`, when given) or the bare code. Raises
+    ValueError saying what is wrong."""
+    answer = answer.strip()
+    if not answer:
+        raise ValueError("nothing was pasted")
+    if "://" not in answer and "?" not in answer:
+        return answer
+    query = {k: v[0] for k, v in parse_qs(urlsplit(answer).query).items()}
+    if "error" in query:
+        why = query.get("error_description") or query["error"]
+        raise ValueError(f"Zendesk did not authorize the bridge: {why}")
+    if state is not None and query.get("state") != state:
+        raise ValueError(
+            "that address is not the answer to this authorization (its state differs): "
+            "open the page printed above and paste where it leads"
+        )
+    if not query.get("code"):
+        raise ValueError("that address holds no code")
+    return query["code"]
+
+
+def authorize(settings: Settings, store: Store, code: str, redirect_uri: str) -> str:
+    """Exchange the authorization code for a token pair, store it for the workers and check
+    it; returns what was done (never a token)."""
+    config = ZendeskConfig.from_environ(settings.environ)
+    state = AdapterState(store)
+    pair = exchange_code(config, code, redirect_uri, timeout=settings.http_timeout)
+    state.put_token_pair(config.client_id, pair)
+    client = ZendeskClient(
+        config,
+        timeout=settings.http_timeout,
+        budget=budget_of(store, config),
+        patient=True,
+        tokens=state,
+    )
+    user = client.call("GET", "/api/v2/users/me", what="Zendesk users/me").get("user") or {}
+    lines = [
+        f"Zendesk at {config.base_url}: the bridge now acts as {user.get('name')} "
+        f"<{user.get('email')}> ({user.get('role')}, user {user.get('id')}).",
+        f"Stored in Redis ({state.token_pair_key(config.client_id)}):",
+        f"  - an access token valid until {_utc(pair.expires_at)} (scope "
+        f"{pair.scope or 'as asked'!r}); the workers renew it before then",
+        "  - a refresh token, "
+        + (
+            f"valid until {_utc(pair.refresh_expires_at)}"
+            if pair.refresh_expires_at
+            else "with no expiry given"
+        )
+        + "; each renewal replaces it",
+    ]
+    if user.get("role") not in ("agent", "admin"):
+        lines.append("This user is not an agent or admin: authorize again as one.")
+    if state.api_user_id() not in (None, str(user.get("id"))):
+        state.forget_api_user_id()
+        lines.append(
+            "The bridge acted as another Zendesk user before: restart the worker processes."
+        )
+    else:
+        lines.append(
+            "Running workers take this pair up when their current token is due for renewal; "
+            "restart them to switch now."
+        )
+    return "\n".join(lines)
+
+
+def _utc(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch or 0))
