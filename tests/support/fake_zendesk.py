@@ -6,11 +6,12 @@ it issued from `POST /oauth/tokens`, which expire on its own clock) and request 
 answers with Zendesk's status codes and bodies: integer ids, an `audit` with events on
 ticket creation and updates, cursor pagination on comments, errors as
 `{"error": …, "description": …}`. It honours `Idempotency-Key` on ticket creation, can be
-told to fail the next requests (`fail_next`), to answer every request with an error for a
-while (`fail_for`) or to let every request time out for a while (`stall_for`, optionally
-applying writes before going silent, as an overloaded server may), records every request
-(`requests`) and every injected fault (`faults`), and lets a test act as an agent
-(`agent_comment`, `assign`, `solve`).
+told to fail the next requests (`fail_next`, optionally echoing the request as a debugging
+proxy would), to answer every request with an error for a while (`fail_for`) or to let
+every request time out for a while (`stall_for`, optionally applying writes before going
+silent, as an overloaded server may), records every request (`requests`) and every
+injected fault (`faults`), and lets a test act as an agent (`agent_comment`, `assign`,
+`solve`).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class FakeZendesk:
         self.webhooks: dict[str, Json] = {}
         self.signing_secrets: dict[str, str] = {}
         self.triggers: dict[int, Json] = {}
-        self._failures: list[tuple[int, float | None]] = []
+        self._failures: list[tuple[int, float | None, bool]] = []
         # Timed fault windows on time.monotonic(): see fail_for and stall_for.
         self._fail_until = 0.0
         self._fail_status = 503
@@ -203,10 +204,16 @@ class FakeZendesk:
         """Move the fake's clock (OAuth token expiry) forward."""
         self.skew += seconds
 
-    def fail_next(self, n: int, status: int, retry_after: float | None = None) -> None:
-        """Answer the next `n` requests with `status` (429/503…), with Retry-After if given."""
+    def fail_next(
+        self, n: int, status: int, retry_after: float | None = None, *, echo: bool = False
+    ) -> None:
+        """Answer the next `n` requests with `status` (429/503…), with Retry-After if given.
+
+        `echo`: the answer's body repeats the request's headers and body, as a debugging
+        proxy or a misconfigured gateway in front of Zendesk may.
+        """
         with self.lock:
-            self._failures += [(status, retry_after)] * n
+            self._failures += [(status, retry_after, echo)] * n
 
     def fail_for(self, seconds: float, status: int = 503, retry_after: float | None = None) -> None:
         """Answer every request with `status` for the next `seconds` (an outage), with
@@ -420,9 +427,12 @@ class FakeZendesk:
                 text = "Rate limit exceeded" if status == 429 else "Service Unavailable"
                 return _Reply(status, None, hdrs, raw=text.encode())
             if self._failures:
-                status, retry_after = self._failures.pop(0)
+                status, retry_after, echo = self._failures.pop(0)
                 hdrs = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
                 text = "Rate limit exceeded" if status == 429 else "Service Unavailable"
+                if echo:
+                    seen = "\n".join(f"{k}: {v}" for k, v in headers.items())
+                    text += f"\n\n{method} {target}\n{seen}\n\n{body.decode('utf-8', 'replace')}"
                 return _Reply(status, None, hdrs, raw=text.encode())
             try:
                 return self._route(method, parts.path, query, headers, body)
