@@ -5,13 +5,15 @@ It checks authentication (basic `email/token:token`, fixed bearer tokens, and be
 it issued from `POST /oauth/tokens`, which expire on its own clock) and request shapes, and
 answers with Zendesk's status codes and bodies: integer ids, an `audit` with events on
 ticket creation and updates, cursor pagination on comments, errors as
-`{"error": …, "description": …}`. It honours `Idempotency-Key` on ticket creation, can be
-told to fail the next requests (`fail_next`, optionally echoing the request as a debugging
-proxy would), to answer every request with an error for a while (`fail_for`) or to let
-every request time out for a while (`stall_for`, optionally applying writes before going
-silent, as an overloaded server may), records every request (`requests`) and every
-injected fault (`faults`), and lets a test act as an agent (`agent_comment`, `assign`,
-`solve`).
+`{"error": …, "description": …}`. It honours `Idempotency-Key` on ticket creation and
+`safe_update` on ticket updates, refuses a solve without an assignee and an assignee
+outside the ticket's group (422), can be told to fail the next requests (`fail_next`,
+optionally echoing the request as a debugging proxy would), to answer every request with
+an error for a while (`fail_for`) or to let every request time out for a while
+(`stall_for`, optionally applying writes before going silent, as an overloaded server
+may), to act just before a request is handled (`before_next`), records every request
+(`requests`) and every injected fault (`faults`), and lets a test act as an admin or agent
+(`add_group`, `set_group`, `agent_comment`, `assign`, `solve`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -115,7 +117,10 @@ class FakeZendesk:
         self.webhooks: dict[str, Json] = {}
         self.signing_secrets: dict[str, str] = {}
         self.triggers: dict[int, Json] = {}
+        self.groups: dict[int, Json] = {}
+        self.members: dict[int, set[int]] = {}  # group id -> its agents' ids
         self._failures: list[tuple[int, float | None, bool]] = []
+        self._before: list[tuple[str, str, Callable[[], None]]] = []
         # Timed fault windows on time.monotonic(): see fail_for and stall_for.
         self._fail_until = 0.0
         self._fail_status = 503
@@ -215,6 +220,12 @@ class FakeZendesk:
         with self.lock:
             self._failures += [(status, retry_after, echo)] * n
 
+    def before_next(self, method: str, path: str, action: Callable[[], None]) -> None:
+        """Run `action` (e.g. an agent's edit) just before the next `method` request to
+        `path` is handled: what happened between the caller's read and its write."""
+        with self.lock:
+            self._before.append((method, path, action))
+
     def fail_for(self, seconds: float, status: int = 503, retry_after: float | None = None) -> None:
         """Answer every request with `status` for the next `seconds` (an outage), with
         Retry-After if given. Nothing is applied."""
@@ -269,9 +280,31 @@ class FakeZendesk:
             self._touch(t, agent_id, events)
             return int(events[0]["id"])
 
+    def add_group(self, name: str, members: Sequence[int] = ()) -> int:
+        """A group of agents (Admin Center > People > Groups); returns its id."""
+        with self.lock:
+            gid = max(self.groups, default=300) + 1
+            self.groups[gid] = {"id": gid, "name": name, "default": False, "deleted": False}
+            self.members[gid] = set(members)
+            return gid
+
+    def set_group(self, ticket_id: int | str, group_id: int | None) -> None:
+        """An agent or a routing rule puts the ticket in a group."""
+        with self.lock:
+            t = self.tickets[int(ticket_id)]
+            if group_id is not None and t.get("assignee_id") not in (
+                None,
+                *self.members[group_id],
+            ):
+                raise ValueError("Zendesk refuses an assignee outside the ticket's group")
+            t["group_id"] = group_id
+            self._touch(t, API_USER_ID, [self._change("group_id", group_id)])
+
     def assign(self, ticket_id: int | str, agent_id: int) -> None:
         with self.lock:
             t = self.tickets[int(ticket_id)]
+            if t.get("group_id") is not None and agent_id not in self.members[t["group_id"]]:
+                raise ValueError("Zendesk refuses an assignee outside the ticket's group")
             t["assignee_id"] = agent_id
             self._touch(t, agent_id, [self._change("assignee_id", agent_id)])
 
@@ -434,6 +467,11 @@ class FakeZendesk:
                     seen = "\n".join(f"{k}: {v}" for k, v in headers.items())
                     text += f"\n\n{method} {target}\n{seen}\n\n{body.decode('utf-8', 'replace')}"
                 return _Reply(status, None, hdrs, raw=text.encode())
+            for i, (m, prefix, action) in enumerate(self._before):
+                if m == method and parts.path.startswith(prefix):
+                    del self._before[i]
+                    action()
+                    break
             try:
                 return self._route(method, parts.path, query, headers, body)
             except _Error as exc:
@@ -705,7 +743,7 @@ class FakeZendesk:
             "requester_id": requester,
             "submitter_id": me,
             "assignee_id": t_in.get("assignee_id"),
-            "group_id": None,
+            "group_id": t_in.get("group_id"),
             "external_id": t_in.get("external_id"),
             "tags": sorted(set(t_in.get("tags") or [])),
             "created_at": now,
@@ -727,14 +765,37 @@ class FakeZendesk:
             raise _Error(400, "InvalidEndpoint", "ticket is required")
         if t["status"] == "closed":
             raise _invalid("status", "Status: closed prevents ticket update")
+        if "safe_update" in upd and upd.get("updated_stamp") not in (None, t["updated_at"]):
+            raise _Error(
+                409,
+                "UpdateConflict",
+                "Safe Update prevented the update due to outdated ticket data. "
+                "Please fetch the latest ticket data and try again.",
+            )
         events: list[Json] = []
         for f in ("requester_id", "assignee_id"):
             if f in upd and upd[f] is not None and upd[f] not in self.users:
                 raise _invalid(f, f"{f}: is invalid")
+        if upd.get("group_id") is not None and upd["group_id"] not in self.groups:
+            raise _invalid("group", "Group: is invalid")
         new_assignee = upd.get("assignee_id", t.get("assignee_id"))
+        new_group = upd.get("group_id", t.get("group_id"))
         new_status = upd.get("status", t["status"])
         if new_status in ("solved", "closed") and not new_assignee:
             raise _invalid("assignee_id", "Assignee: is required when solving a ticket")
+        if new_group is not None and new_assignee not in (None, *self.members[new_group]):
+            # Zendesk's answer, word for word (an admin is no exception).
+            raise _Error(
+                422,
+                "RecordInvalid",
+                "Record validation errors",
+                details={
+                    "assignee": [
+                        {"description": "Assignee: is invalid", "error": "InvalidValue"},
+                        {"description": "Assignee: is not a member of the group"},
+                    ]
+                },
+            )
         c = upd.get("comment")
         if c is not None:
             if not isinstance(c, dict) or not str(c.get("body") or "").strip():
@@ -748,7 +809,14 @@ class FakeZendesk:
                     raise _invalid("comment", f"Upload token {token} is invalid")
                 atts += self.uploads.pop(token)
             events.append(self._add_comment(t, c, author, atts))
-        for f in ("requester_id", "assignee_id", "status"):
+        # `tags` replaces the ticket's tags. `additional_tags` and `remove_tags` belong to
+        # Update Many Tickets only; here they are ignored, as unknown fields are.
+        if "tags" in upd:
+            tags = sorted({str(x).lower() for x in upd["tags"] or []})
+            if tags != t["tags"]:
+                t["tags"] = tags
+                events.append(self._change("tags", tags))
+        for f in ("requester_id", "assignee_id", "group_id", "status"):
             if f in upd and upd[f] != t.get(f):
                 t[f] = upd[f]
                 events.append(self._change(f, upd[f]))
