@@ -7,13 +7,14 @@ answers with Zendesk's status codes and bodies: integer ids, an `audit` with eve
 ticket creation and updates, cursor pagination on comments, errors as
 `{"error": …, "description": …}`. It honours `Idempotency-Key` on ticket creation and
 `safe_update` on ticket updates, refuses a solve without an assignee and an assignee
-outside the ticket's group (422), can be told to fail the next requests (`fail_next`,
-optionally echoing the request as a debugging proxy would), to answer every request with
-an error for a while (`fail_for`) or to let every request time out for a while
-(`stall_for`, optionally applying writes before going silent, as an overloaded server
-may), to act just before a request is handled (`before_next`), records every request
-(`requests`) and every injected fault (`faults`), and lets a test act as an admin or agent
-(`add_group`, `set_group`, `agent_comment`, `assign`, `solve`).
+outside the ticket's group (422), keeps webhooks' `status` and `subscriptions`, can be
+told to fail the next requests (`fail_next`, optionally echoing the request as a debugging
+proxy would), to answer every request with an error for a while (`fail_for`) or to let
+every request time out for a while (`stall_for`, optionally applying writes before going
+silent, as an overloaded server may), to act just before a request is handled
+(`before_next`), records every request (`requests`) and every injected fault (`faults`),
+and lets a test act as an admin or agent (`add_group`, `set_group`, `agent_comment`,
+`assign`, `solve`).
 """
 
 from __future__ import annotations
@@ -320,6 +321,9 @@ class FakeZendesk:
         self, ticket_id: int | str, *, at: float | None = None, secret: str | None = None
     ) -> tuple[dict[str, str], bytes]:
         """Headers and body of the trigger's webhook call for a ticket, signed as Zendesk does."""
+        hook = next(iter(self.webhooks.values()), None)
+        if hook is not None and hook["status"] != "active":
+            raise ValueError("Zendesk sends nothing through an inactive webhook")
         body = json.dumps({"ticket_id": str(ticket_id)}).encode()
         if secret is None:
             secret = next(iter(self.signing_secrets.values()), "")
@@ -561,10 +565,7 @@ class FakeZendesk:
             case "POST", ["webhooks"]:
                 return self._create_webhook(me, self._json_body(headers, body))
             case "PATCH", ["webhooks", wid]:
-                if wid not in self.webhooks:
-                    raise _Error(404, "RecordNotFound", "Not found")
-                self.webhooks[wid].update(self._json_body(headers, body).get("webhook") or {})
-                return _Reply(204)
+                return self._patch_webhook(wid, self._json_body(headers, body))
             case "GET", ["webhooks", wid, "signing_secret"]:
                 if wid not in self.webhooks:
                     raise _Error(404, "RecordNotFound", "Not found")
@@ -939,11 +940,53 @@ class FakeZendesk:
                     f"{f} is required",
                     errors=[{"code": "RequiredFieldMissing", "title": f"{f} is required"}],
                 )
+        self._check_webhook(w)
         wid = "01" + secrets.token_hex(12).upper()
         hook = {**w, "id": wid, "created_by": str(me), "created_at": _iso(self.clock())}
         self.webhooks[wid] = hook
         self.signing_secrets[wid] = secrets.token_urlsafe(32)
         return _Reply(201, {"webhook": hook})
+
+    @staticmethod
+    def _check_webhook(w: Json) -> None:
+        """The documented values of the fields the bridge sets (Webhooks API, JSON format)."""
+        allowed = {
+            "http_method": ("GET", "POST", "PUT", "PATCH", "DELETE"),
+            "request_format": ("json", "xml", "form_encoded"),
+            "status": ("active", "inactive"),
+        }
+        for f, values in allowed.items():
+            if f in w and w[f] not in values:
+                raise _Error(
+                    400,
+                    "InvalidValue",
+                    f"{f} must be one of {', '.join(values)}",
+                    errors=[{"code": "InvalidValue", "title": f"{f} is invalid"}],
+                )
+        subs = w.get("subscriptions", [])
+        # A webhook a trigger calls is subscribed to "conditional_ticket_events" only.
+        if (
+            not isinstance(subs, list)
+            or not all(isinstance(x, str) and x for x in subs)
+            or ("conditional_ticket_events" in subs and len(subs) > 1)
+        ):
+            raise _Error(
+                400,
+                "InvalidValue",
+                "subscriptions is invalid",
+                errors=[{"code": "InvalidValue", "title": "subscriptions is invalid"}],
+            )
+
+    def _patch_webhook(self, wid: str, data: Json) -> _Reply:
+        if wid not in self.webhooks:
+            raise _Error(404, "RecordNotFound", "Not found")
+        w = data.get("webhook")
+        if not isinstance(w, dict):
+            raise _Error(400, "InvalidEndpoint", "webhook is required")
+        self._check_webhook(w)
+        read_only = {"id", "created_at", "created_by", "signing_secret", "external_source"}
+        self.webhooks[wid].update({k: v for k, v in w.items() if k not in read_only})
+        return _Reply(204)
 
     def _save_trigger(self, trid: int | None, data: Json) -> _Reply:
         t = data.get("trigger")

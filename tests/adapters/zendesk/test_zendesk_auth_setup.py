@@ -15,7 +15,7 @@ from tests.support.fake_zendesk import FakeZendesk
 from workers.adapters.zendesk import ZendeskHelpdesk
 from workers.adapters.zendesk.client import ERROR_BODY_MAX, REDACTED, ZendeskClient, redact
 from workers.adapters.zendesk.config import ZendeskConfig
-from workers.adapters.zendesk.setup import TRIGGER_TITLE, WEBHOOK_NAME, setup
+from workers.adapters.zendesk.setup import NOT_BRIDGE, TRIGGER_TITLE, WEBHOOK_NAME, setup
 
 OAUTH = {"ZENDESK_EMAIL": "", "ZENDESK_API_TOKEN": ""}
 
@@ -161,6 +161,48 @@ def test_every_request_accepts_json(make_settings: Any, store: Store, fake: Fake
     client_credentials(fake, [1000.0]).call("GET", "/api/v2/users/me", what="me")
     assert fake.calls("POST", "/oauth/tokens") and fake.calls("POST", "/api/v2/webhooks")
     assert {r.headers.get("Accept") for r in fake.requests} == {"application/json"}
+
+
+def hook(fake: FakeZendesk) -> dict[str, Any]:
+    [found] = fake.webhooks.values()
+    return found
+
+
+def test_setup_repairs_an_inactive_webhook(make_settings: Any, fake: FakeZendesk) -> None:
+    settings = make_settings()
+    setup(settings, "https://bridge.example.com")
+    hook(fake)["status"] = "inactive"  # deactivated in Admin Center
+    text = setup(settings, "https://bridge.example.com")
+    assert hook(fake)["status"] == "active"
+    [patch] = fake.calls("PATCH", "/api/v2/webhooks/")
+    assert patch.json == {"webhook": {"status": "active"}}
+    assert "repaired: inactive -> active" in text
+
+
+def test_setup_repairs_a_webhook_subscribed_to_other_events(
+    make_settings: Any, fake: FakeZendesk
+) -> None:
+    settings = make_settings()
+    setup(settings, "https://bridge.example.com")
+    hook(fake)["subscriptions"] = ["zen:event-type:user.created"]
+    text = setup(settings, "https://bridge.example.com")
+    assert hook(fake)["subscriptions"] == ["conditional_ticket_events"]
+    [patch] = fake.calls("PATCH", "/api/v2/webhooks/")
+    assert patch.json == {"webhook": {"subscriptions": ["conditional_ticket_events"]}}
+    assert "subscribed to conditional_ticket_events (was zen:event-type:user.created)" in text
+    assert "already exists" in setup(settings, "https://bridge.example.com")
+
+
+def test_setup_prints_the_notify_requester_advice(make_settings: Any, fake: FakeZendesk) -> None:
+    text = setup(make_settings(), "https://bridge.example.com")
+    assert "Notify requester" in text
+    assert "Ticket > Tags | Contains none of the following | botpress_hitl" in text
+    assert json.dumps(NOT_BRIDGE) in text
+    assert NOT_BRIDGE == {
+        "field": "current_tags",
+        "operator": "not_includes",
+        "value": "botpress_hitl",
+    }
 
 
 # -- credentials never in an error --------------------------------------------------------
