@@ -10,12 +10,16 @@ once, for 120 s, with the redirect URL it was issued for; and refresh tokens tha
 refresh token is refused with 400 `invalid_grant`). It
 answers with Zendesk's status codes and bodies: integer ids, an `audit` with events on
 ticket creation and updates, cursor pagination on comments, errors as
-`{"error": …, "description": …}`. It honours `Idempotency-Key` on ticket creation, can be
-told to fail the next requests (`fail_next`), to answer every request with an error for a
-while (`fail_for`) or to let every request time out for a while (`stall_for`, optionally
-applying writes before going silent, as an overloaded server may), records every request
-(`requests`) and every injected fault (`faults`), and lets a test act as an agent
-(`agent_comment`, `assign`, `solve`).
+`{"error": …, "description": …}`. It honours `Idempotency-Key` on ticket creation and
+`safe_update` on ticket updates, refuses a solve without an assignee and an assignee
+outside the ticket's group (422), keeps webhooks' `status` and `subscriptions`, can be
+told to fail the next requests (`fail_next`, optionally echoing the request as a debugging
+proxy would), to answer every request with an error for a while (`fail_for`) or to let
+every request time out for a while (`stall_for`, optionally applying writes before going
+silent, as an overloaded server may), to act just before a request is handled
+(`before_next`), records every request (`requests`) and every injected fault (`faults`),
+and lets a test act as an admin or agent (`add_group`, `set_group`, `agent_comment`,
+`assign`, `solve`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -127,7 +131,10 @@ class FakeZendesk:
         self.webhooks: dict[str, Json] = {}
         self.signing_secrets: dict[str, str] = {}
         self.triggers: dict[int, Json] = {}
-        self._failures: list[tuple[int, float | None]] = []
+        self.groups: dict[int, Json] = {}
+        self.members: dict[int, set[int]] = {}  # group id -> its agents' ids
+        self._failures: list[tuple[int, float | None, bool]] = []
+        self._before: list[tuple[str, str, Callable[[], None]]] = []
         # Timed fault windows on time.monotonic(): see fail_for and stall_for.
         self._fail_until = 0.0
         self._fail_status = 503
@@ -254,10 +261,22 @@ class FakeZendesk:
                 self.issued.pop(entry["access"], None)
             self.refresh_tokens.clear()
 
-    def fail_next(self, n: int, status: int, retry_after: float | None = None) -> None:
-        """Answer the next `n` requests with `status` (429/503…), with Retry-After if given."""
+    def fail_next(
+        self, n: int, status: int, retry_after: float | None = None, *, echo: bool = False
+    ) -> None:
+        """Answer the next `n` requests with `status` (429/503…), with Retry-After if given.
+
+        `echo`: the answer's body repeats the request's headers and body, as a debugging
+        proxy or a misconfigured gateway in front of Zendesk may.
+        """
         with self.lock:
-            self._failures += [(status, retry_after)] * n
+            self._failures += [(status, retry_after, echo)] * n
+
+    def before_next(self, method: str, path: str, action: Callable[[], None]) -> None:
+        """Run `action` (e.g. an agent's edit) just before the next `method` request to
+        `path` is handled: what happened between the caller's read and its write."""
+        with self.lock:
+            self._before.append((method, path, action))
 
     def fail_for(self, seconds: float, status: int = 503, retry_after: float | None = None) -> None:
         """Answer every request with `status` for the next `seconds` (an outage), with
@@ -313,9 +332,31 @@ class FakeZendesk:
             self._touch(t, agent_id, events)
             return int(events[0]["id"])
 
+    def add_group(self, name: str, members: Sequence[int] = ()) -> int:
+        """A group of agents (Admin Center > People > Groups); returns its id."""
+        with self.lock:
+            gid = max(self.groups, default=300) + 1
+            self.groups[gid] = {"id": gid, "name": name, "default": False, "deleted": False}
+            self.members[gid] = set(members)
+            return gid
+
+    def set_group(self, ticket_id: int | str, group_id: int | None) -> None:
+        """An agent or a routing rule puts the ticket in a group."""
+        with self.lock:
+            t = self.tickets[int(ticket_id)]
+            if group_id is not None and t.get("assignee_id") not in (
+                None,
+                *self.members[group_id],
+            ):
+                raise ValueError("Zendesk refuses an assignee outside the ticket's group")
+            t["group_id"] = group_id
+            self._touch(t, API_USER_ID, [self._change("group_id", group_id)])
+
     def assign(self, ticket_id: int | str, agent_id: int) -> None:
         with self.lock:
             t = self.tickets[int(ticket_id)]
+            if t.get("group_id") is not None and agent_id not in self.members[t["group_id"]]:
+                raise ValueError("Zendesk refuses an assignee outside the ticket's group")
             t["assignee_id"] = agent_id
             self._touch(t, agent_id, [self._change("assignee_id", agent_id)])
 
@@ -331,6 +372,9 @@ class FakeZendesk:
         self, ticket_id: int | str, *, at: float | None = None, secret: str | None = None
     ) -> tuple[dict[str, str], bytes]:
         """Headers and body of the trigger's webhook call for a ticket, signed as Zendesk does."""
+        hook = next(iter(self.webhooks.values()), None)
+        if hook is not None and hook["status"] != "active":
+            raise ValueError("Zendesk sends nothing through an inactive webhook")
         body = json.dumps({"ticket_id": str(ticket_id)}).encode()
         if secret is None:
             secret = next(iter(self.signing_secrets.values()), "")
@@ -471,10 +515,18 @@ class FakeZendesk:
                 text = "Rate limit exceeded" if status == 429 else "Service Unavailable"
                 return _Reply(status, None, hdrs, raw=text.encode())
             if self._failures:
-                status, retry_after = self._failures.pop(0)
+                status, retry_after, echo = self._failures.pop(0)
                 hdrs = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
                 text = "Rate limit exceeded" if status == 429 else "Service Unavailable"
+                if echo:
+                    seen = "\n".join(f"{k}: {v}" for k, v in headers.items())
+                    text += f"\n\n{method} {target}\n{seen}\n\n{body.decode('utf-8', 'replace')}"
                 return _Reply(status, None, hdrs, raw=text.encode())
+            for i, (m, prefix, action) in enumerate(self._before):
+                if m == method and parts.path.startswith(prefix):
+                    del self._before[i]
+                    action()
+                    break
             try:
                 return self._route(method, parts.path, query, headers, body)
             except _Error as exc:
@@ -566,10 +618,7 @@ class FakeZendesk:
             case "POST", ["webhooks"]:
                 return self._create_webhook(me, self._json_body(headers, body))
             case "PATCH", ["webhooks", wid]:
-                if wid not in self.webhooks:
-                    raise _Error(404, "RecordNotFound", "Not found")
-                self.webhooks[wid].update(self._json_body(headers, body).get("webhook") or {})
-                return _Reply(204)
+                return self._patch_webhook(wid, self._json_body(headers, body))
             case "GET", ["webhooks", wid, "signing_secret"]:
                 if wid not in self.webhooks:
                     raise _Error(404, "RecordNotFound", "Not found")
@@ -802,7 +851,7 @@ class FakeZendesk:
             "requester_id": requester,
             "submitter_id": me,
             "assignee_id": t_in.get("assignee_id"),
-            "group_id": None,
+            "group_id": t_in.get("group_id"),
             "external_id": t_in.get("external_id"),
             "tags": sorted(set(t_in.get("tags") or [])),
             "created_at": now,
@@ -824,14 +873,37 @@ class FakeZendesk:
             raise _Error(400, "InvalidEndpoint", "ticket is required")
         if t["status"] == "closed":
             raise _invalid("status", "Status: closed prevents ticket update")
+        if "safe_update" in upd and upd.get("updated_stamp") not in (None, t["updated_at"]):
+            raise _Error(
+                409,
+                "UpdateConflict",
+                "Safe Update prevented the update due to outdated ticket data. "
+                "Please fetch the latest ticket data and try again.",
+            )
         events: list[Json] = []
         for f in ("requester_id", "assignee_id"):
             if f in upd and upd[f] is not None and upd[f] not in self.users:
                 raise _invalid(f, f"{f}: is invalid")
+        if upd.get("group_id") is not None and upd["group_id"] not in self.groups:
+            raise _invalid("group", "Group: is invalid")
         new_assignee = upd.get("assignee_id", t.get("assignee_id"))
+        new_group = upd.get("group_id", t.get("group_id"))
         new_status = upd.get("status", t["status"])
         if new_status in ("solved", "closed") and not new_assignee:
             raise _invalid("assignee_id", "Assignee: is required when solving a ticket")
+        if new_group is not None and new_assignee not in (None, *self.members[new_group]):
+            # Zendesk's answer, word for word (an admin is no exception).
+            raise _Error(
+                422,
+                "RecordInvalid",
+                "Record validation errors",
+                details={
+                    "assignee": [
+                        {"description": "Assignee: is invalid", "error": "InvalidValue"},
+                        {"description": "Assignee: is not a member of the group"},
+                    ]
+                },
+            )
         c = upd.get("comment")
         if c is not None:
             if not isinstance(c, dict) or not str(c.get("body") or "").strip():
@@ -845,7 +917,14 @@ class FakeZendesk:
                     raise _invalid("comment", f"Upload token {token} is invalid")
                 atts += self.uploads.pop(token)
             events.append(self._add_comment(t, c, author, atts))
-        for f in ("requester_id", "assignee_id", "status"):
+        # `tags` replaces the ticket's tags. `additional_tags` and `remove_tags` belong to
+        # Update Many Tickets only; here they are ignored, as unknown fields are.
+        if "tags" in upd:
+            tags = sorted({str(x).lower() for x in upd["tags"] or []})
+            if tags != t["tags"]:
+                t["tags"] = tags
+                events.append(self._change("tags", tags))
+        for f in ("requester_id", "assignee_id", "group_id", "status"):
             if f in upd and upd[f] != t.get(f):
                 t[f] = upd[f]
                 events.append(self._change(f, upd[f]))
@@ -976,11 +1055,53 @@ class FakeZendesk:
                     f"{f} is required",
                     errors=[{"code": "RequiredFieldMissing", "title": f"{f} is required"}],
                 )
+        self._check_webhook(w)
         wid = "01" + secrets.token_hex(12).upper()
         hook = {**w, "id": wid, "created_by": str(me), "created_at": _iso(self.clock())}
         self.webhooks[wid] = hook
         self.signing_secrets[wid] = secrets.token_urlsafe(32)
         return _Reply(201, {"webhook": hook})
+
+    @staticmethod
+    def _check_webhook(w: Json) -> None:
+        """The documented values of the fields the bridge sets (Webhooks API, JSON format)."""
+        allowed = {
+            "http_method": ("GET", "POST", "PUT", "PATCH", "DELETE"),
+            "request_format": ("json", "xml", "form_encoded"),
+            "status": ("active", "inactive"),
+        }
+        for f, values in allowed.items():
+            if f in w and w[f] not in values:
+                raise _Error(
+                    400,
+                    "InvalidValue",
+                    f"{f} must be one of {', '.join(values)}",
+                    errors=[{"code": "InvalidValue", "title": f"{f} is invalid"}],
+                )
+        subs = w.get("subscriptions", [])
+        # A webhook a trigger calls is subscribed to "conditional_ticket_events" only.
+        if (
+            not isinstance(subs, list)
+            or not all(isinstance(x, str) and x for x in subs)
+            or ("conditional_ticket_events" in subs and len(subs) > 1)
+        ):
+            raise _Error(
+                400,
+                "InvalidValue",
+                "subscriptions is invalid",
+                errors=[{"code": "InvalidValue", "title": "subscriptions is invalid"}],
+            )
+
+    def _patch_webhook(self, wid: str, data: Json) -> _Reply:
+        if wid not in self.webhooks:
+            raise _Error(404, "RecordNotFound", "Not found")
+        w = data.get("webhook")
+        if not isinstance(w, dict):
+            raise _Error(400, "InvalidEndpoint", "webhook is required")
+        self._check_webhook(w)
+        read_only = {"id", "created_at", "created_by", "signing_secret", "external_source"}
+        self.webhooks[wid].update({k: v for k, v in w.items() if k not in read_only})
+        return _Reply(204)
 
     def _save_trigger(self, trid: int | None, data: Json) -> _Reply:
         t = data.get("trigger")

@@ -5,16 +5,17 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
-from bridge.errors import PermanentError
-from bridge.storage import Store
+from bridge.errors import DeliveryError, PermanentError, TransientError
+from bridge.storage import Store, User
 from tests.support.fake_zendesk import FakeZendesk
 from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.client import ZendeskClient
+from workers.adapters.zendesk.client import ERROR_BODY_MAX, REDACTED, ZendeskClient, redact
 from workers.adapters.zendesk.config import ZendeskConfig
-from workers.adapters.zendesk.setup import TRIGGER_TITLE, WEBHOOK_NAME, setup
+from workers.adapters.zendesk.setup import NOT_BRIDGE, TRIGGER_TITLE, WEBHOOK_NAME, setup
 
 OAUTH = {"ZENDESK_EMAIL": "", "ZENDESK_API_TOKEN": ""}
 
@@ -152,3 +153,123 @@ def test_the_fake_signs_webhooks_the_adapter_accepts(
     zd = ZendeskHelpdesk(make_settings(ZENDESK_WEBHOOK_SECRET=secret), store)
     headers, body = fake.webhook_request(7)
     assert zd.verify_webhook(headers, body) == ["7"]
+
+
+def test_every_request_accepts_json(make_settings: Any, store: Store, fake: FakeZendesk) -> None:
+    setup(make_settings(), "https://bridge.example.com")
+    ZendeskHelpdesk(make_settings(), store).upsert_user(User(id="u_1"), maybe_applied=False)
+    client_credentials(fake, [1000.0]).call("GET", "/api/v2/users/me", what="me")
+    assert fake.calls("POST", "/oauth/tokens") and fake.calls("POST", "/api/v2/webhooks")
+    assert {r.headers.get("Accept") for r in fake.requests} == {"application/json"}
+
+
+def hook(fake: FakeZendesk) -> dict[str, Any]:
+    [found] = fake.webhooks.values()
+    return found
+
+
+def test_setup_repairs_an_inactive_webhook(make_settings: Any, fake: FakeZendesk) -> None:
+    settings = make_settings()
+    setup(settings, "https://bridge.example.com")
+    hook(fake)["status"] = "inactive"  # deactivated in Admin Center
+    text = setup(settings, "https://bridge.example.com")
+    assert hook(fake)["status"] == "active"
+    [patch] = fake.calls("PATCH", "/api/v2/webhooks/")
+    assert patch.json == {"webhook": {"status": "active"}}
+    assert "repaired: inactive -> active" in text
+
+
+def test_setup_repairs_a_webhook_subscribed_to_other_events(
+    make_settings: Any, fake: FakeZendesk
+) -> None:
+    settings = make_settings()
+    setup(settings, "https://bridge.example.com")
+    hook(fake)["subscriptions"] = ["zen:event-type:user.created"]
+    text = setup(settings, "https://bridge.example.com")
+    assert hook(fake)["subscriptions"] == ["conditional_ticket_events"]
+    [patch] = fake.calls("PATCH", "/api/v2/webhooks/")
+    assert patch.json == {"webhook": {"subscriptions": ["conditional_ticket_events"]}}
+    assert "subscribed to conditional_ticket_events (was zen:event-type:user.created)" in text
+    assert "already exists" in setup(settings, "https://bridge.example.com")
+
+
+def test_setup_prints_the_notify_requester_advice(make_settings: Any, fake: FakeZendesk) -> None:
+    text = setup(make_settings(), "https://bridge.example.com")
+    assert "Notify requester" in text
+    assert "Ticket > Tags | Contains none of the following | botpress_hitl" in text
+    assert json.dumps(NOT_BRIDGE) in text
+    assert NOT_BRIDGE == {
+        "field": "current_tags",
+        "operator": "not_includes",
+        "value": "botpress_hitl",
+    }
+
+
+# -- credentials never in an error --------------------------------------------------------
+def failure(call: Any) -> DeliveryError:
+    with pytest.raises(DeliveryError) as exc:
+        call()
+    return exc.value
+
+
+def assert_clean(exc: DeliveryError, *secrets: str) -> None:
+    text = f"{exc.reason}\n{exc.response}"
+    assert REDACTED in (exc.response or "")
+    for secret in secrets:
+        assert secret not in text
+    assert len(exc.response or "") <= ERROR_BODY_MAX
+
+
+def test_an_echoed_api_token_is_redacted(zd: ZendeskHelpdesk, fake: FakeZendesk) -> None:
+    basic = base64.b64encode(f"{fake.email}/token:{fake.api_token}".encode()).decode()
+    for status, kind in ((400, PermanentError), (503, TransientError)):
+        fake.fail_next(1, status, echo=True)
+        exc = failure(lambda: zd.upsert_user(User(id="u_1"), maybe_applied=False))
+        assert isinstance(exc, kind)
+        assert "Authorization: Basic" in (exc.response or "")  # the echo is there, redacted
+        assert_clean(exc, fake.api_token, basic)
+
+
+def test_an_echoed_client_secret_and_token_are_redacted(fake: FakeZendesk) -> None:
+    client = client_credentials(fake, [1000.0])
+    fake.fail_next(1, 400, echo=True)  # the token request, with the client secret in its body
+    exc = failure(lambda: client.call("GET", "/api/v2/users/me", what="me"))
+    assert "bridge_client" in (exc.response or "")  # the echoed token request
+    assert_clean(exc, fake.client_secret)
+    client.call("GET", "/api/v2/users/me", what="me")
+    [token] = fake.issued
+    fake.fail_next(1, 400, echo=True)  # an API request, with the bearer token in its headers
+    exc = failure(lambda: client.call("GET", "/api/v2/users/me", what="me"))
+    assert_clean(exc, token, fake.client_secret)
+
+
+def test_a_long_error_body_is_trimmed(zd: ZendeskHelpdesk, fake: FakeZendesk) -> None:
+    fake.fail_next(1, 400, echo=True)
+    exc = failure(
+        lambda: zd.client.call(
+            "POST",
+            "/api/v2/uploads",
+            what="Zendesk upload",
+            params={"filename": "a.txt"},
+            data=b"x" * 10_000,
+            headers={"Content-Type": "text/plain"},
+        )
+    )
+    assert len(exc.response or "") == ERROR_BODY_MAX and (exc.response or "").endswith("…")
+
+
+def test_redact_takes_every_form_of_a_secret_even_cut_short() -> None:
+    secret = 'tok/en+Sécret"=0123456789'
+    forms = [
+        secret,
+        json.dumps(secret)[1:-1],
+        quote(secret, safe=""),
+        base64.b64encode(secret.encode()).decode(),
+    ]
+    assert len(set(forms)) == 4
+    for form in forms:
+        assert redact(f"a {form} b", [secret]) == f"a {REDACTED} b"
+    # workers/http.py cut the body inside the secret: its first characters go too.
+    cut = f"... Authorization: Bearer {secret[:12]}"
+    assert redact(cut, [secret]) == f"... Authorization: Bearer {REDACTED}"
+    assert redact("nothing secret here", [secret, ""]) == "nothing secret here"

@@ -13,7 +13,7 @@ from bridge.storage import Conversation, Store, User
 from tests.support.fake_zendesk import API_USER_ID, FakeZendesk, FileServer
 from workers.adapters.base import Author, HistoryMessage, OutboundMessage, TicketRequest
 from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.adapter import CLOSE_NOTE, TAG
+from workers.adapters.zendesk.adapter import CLOSE_NOTE, ENDED_TAG, TAG
 
 ALICE = User(id="u_alice", name="Alice", email="alice@example.com")
 
@@ -377,6 +377,92 @@ def test_close_twice_writes_once(
     zd.close_ticket(ticketed, event_id="e_9", maybe_applied=False)
     zd.close_ticket(ticketed, event_id="e_9", maybe_applied=True)
     assert len(fake.calls("PUT", "/api/v2/tickets/")) == 1
+
+
+def in_a_group_without_the_api_user(fake: FakeZendesk, ticket_id: str) -> int:
+    """Puts the ticket in a group the bridge's user is not a member of; returns an agent's id."""
+    agent = fake.add_agent("Sam")
+    fake.set_group(ticket_id, fake.add_group("Billing", [agent]))
+    return agent
+
+
+def test_close_that_zendesk_refuses_leaves_a_note_and_a_tag_for_an_agent(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation, store: Store
+) -> None:
+    in_a_group_without_the_api_user(fake, ticketed.ticket_id)
+    zd.close_ticket(ticketed, event_id="e_9", maybe_applied=False)  # no dead letter
+    t = fake.tickets[int(ticketed.ticket_id)]
+    assert (t["status"], t["assignee_id"]) == ("open", None)  # left for an agent
+    assert t["tags"] == sorted([TAG, ENDED_TAG])  # added, the others kept
+    note = fake.comments(ticketed.ticket_id)[-1]
+    assert note["public"] is False and note["author_id"] == API_USER_ID
+    assert note["body"].startswith("The Botpress bot ended this hand-off")
+    assert "(Assignee: is invalid; Assignee: is not a member of the group)" in note["body"]
+    solve, leave = (r.json["ticket"] for r in fake.calls("PUT", "/api/v2/tickets/"))
+    assert solve["status"] == "solved"
+    assert "status" not in leave and "assignee_id" not in leave
+    # The note is the bridge's own: never echoed to Botpress, nor the agent's later solve.
+    assert int(note["id"]) in zd.state.written(ticketed.ticket_id)
+    assert zd.state.closed_by_bridge(ticketed.ticket_id)
+
+
+@pytest.mark.parametrize("maybe_applied", [True, False])
+def test_close_left_for_an_agent_is_never_written_twice(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation, maybe_applied: bool
+) -> None:
+    in_a_group_without_the_api_user(fake, ticketed.ticket_id)
+    zd.close_ticket(ticketed, event_id="e_9", maybe_applied=False)
+    notes, puts = len(fake.comments(ticketed.ticket_id)), len(fake.calls("PUT", "/api/"))
+    zd.close_ticket(ticketed, event_id="e_9", maybe_applied=maybe_applied)
+    assert len(fake.comments(ticketed.ticket_id)) == notes
+    assert len(fake.calls("PUT", "/api/")) == puts
+
+
+def test_close_whose_answer_was_lost_writes_one_note(
+    make_settings: Any, store: Store, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    zd = ZendeskHelpdesk(make_settings(HTTP_TIMEOUT_SECONDS="0.5"), store)
+    in_a_group_without_the_api_user(fake, ticketed.ticket_id)
+    # The solve is refused as usual; the update that follows is applied, its answer lost.
+    fake.before_next("PUT", "/api/v2/tickets/", lambda: fake.stall_for(0.3, hang=1.0, apply=True))
+    with pytest.raises(TransientError) as exc:
+        zd.close_ticket(ticketed, event_id="e_9", maybe_applied=False)
+    assert exc.value.maybe_applied
+    assert fake.tickets[int(ticketed.ticket_id)]["tags"] == sorted([TAG, ENDED_TAG])
+    notes = len(fake.comments(ticketed.ticket_id))
+    zd.close_ticket(ticketed, event_id="e_9", maybe_applied=True)
+    assert len(fake.comments(ticketed.ticket_id)) == notes
+
+
+def test_close_reads_again_when_an_agent_changed_the_ticket_meanwhile(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    agent = in_a_group_without_the_api_user(fake, ticketed.ticket_id)
+
+    def agent_edits() -> None:  # between the bridge's read and its update
+        fake.advance(2)
+        fake.agent_comment(ticketed.ticket_id, agent, "Looking into it", public=False)
+
+    fake.before_next("PUT", "/api/v2/tickets/", agent_edits)
+    with pytest.raises(TransientError, match="changed") as exc:
+        zd.close_ticket(ticketed, event_id="e_9", maybe_applied=False)
+    assert exc.value.status == 409
+    assert ENDED_TAG not in fake.tickets[int(ticketed.ticket_id)]["tags"]
+    zd.close_ticket(ticketed, event_id="e_9", maybe_applied=False)
+    assert fake.tickets[int(ticketed.ticket_id)]["tags"] == sorted([TAG, ENDED_TAG])
+    assert [c["body"][:20] for c in fake.comments(ticketed.ticket_id)[-2:]] == [
+        "Looking into it",
+        "The Botpress bot end",
+    ]
+
+
+def test_close_solves_in_a_group_the_api_user_is_in(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    fake.set_group(ticketed.ticket_id, fake.add_group("Bots", [API_USER_ID]))
+    zd.close_ticket(ticketed, event_id="e_9", maybe_applied=False)
+    t = fake.tickets[int(ticketed.ticket_id)]
+    assert (t["status"], t["assignee_id"], t["tags"]) == ("solved", API_USER_ID, [TAG])
 
 
 # -- failures -----------------------------------------------------------------------------

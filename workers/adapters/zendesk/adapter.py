@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
 import re
@@ -35,7 +36,14 @@ log = logging.getLogger(__name__)
 
 #: Every ticket the bridge creates carries this tag; the setup trigger filters on it.
 TAG = "botpress_hitl"
+#: A ticket the bot ended but the bridge could not solve carries this tag (left for an agent).
+ENDED_TAG = "hitl_ended"
 CLOSE_NOTE = "The Botpress bot closed this hand-off (the conversation went back to the bot)."
+LEFT_NOTE = (
+    "The Botpress bot ended this hand-off (the conversation went back to the bot). "
+    "The bridge could not solve the ticket ({why}), so it is left for an agent."
+)
+REFUSAL_MAX = 300
 SUBJECT_MAX = 150
 COMMENTS_PAGE = 100
 MAX_COMMENT_PAGES = 50
@@ -379,27 +387,76 @@ class ZendeskHelpdesk(Helpdesk):
         return got.content, content_type
 
     def close_ticket(self, conv: Conversation, *, event_id: str, maybe_applied: bool) -> None:
+        """Solve the ticket with an internal note; when Zendesk refuses the solve (422: the
+        bridge's user is outside the ticket's group, a field required to solve is empty),
+        leave the note, tag the ticket ENDED_TAG and leave it open for an agent instead.
+
+        Either way one update carries the note, and a retry finds the ticket solved or
+        tagged and writes nothing: at most one note, whatever `maybe_applied` says.
+        """
         tid = self._ticket_id(conv)
         ticket = self._ticket(tid)[0]
-        if ticket.get("status") in ENDED:
+        if ticket.get("status") in ENDED or ENDED_TAG in (ticket.get("tags") or []):
             return  # already ended: by an agent, or by an earlier attempt of this close
         update: Json = {"status": "solved", "comment": {"body": CLOSE_NOTE, "public": False}}
         if not ticket.get("assignee_id"):
             # Zendesk refuses `solved` without an assignee.
             update["assignee_id"] = _int_id(self.api_user_id(), "API user")
-        # Flagged first, so the solve this causes is never reported back as an agent's.
+        # Flagged first, so the solve this causes is never reported back as an agent's. It
+        # stays when the ticket is left for an agent: their later solve is not news either.
         self.state.mark_closed_by_bridge(tid)
         try:
-            data = self.client.call(
-                "PUT",
-                f"/api/v2/tickets/{tid}",
-                what="Zendesk solve ticket",
-                body={"ticket": update},
-            )
+            try:
+                data = self.client.call(
+                    "PUT",
+                    f"/api/v2/tickets/{tid}",
+                    what="Zendesk solve ticket",
+                    body={"ticket": update},
+                )
+            except PermanentError as exc:
+                if exc.status != 422:
+                    raise
+                data = self._leave_for_agent(tid, ticket, exc)
         except PermanentError:
             self.state.clear_closed_by_bridge(tid)
             raise
         self._remember_audit(tid, data)
+
+    def _leave_for_agent(self, tid: str, ticket: Json, refused: PermanentError) -> Json:
+        """The internal note and ENDED_TAG in one update; no status, no assignee."""
+        why = _refusal(refused.response)
+        log.warning(
+            "zendesk: ticket %s cannot be solved (%s); left for an agent, tagged %s",
+            tid,
+            why,
+            ENDED_TAG,
+            extra={"ticket": tid},
+        )
+        tags = [str(t) for t in ticket.get("tags") or []]
+        # `tags` replaces the ticket's tags (Update Ticket takes no `additional_tags`), so
+        # the update is safe: Zendesk refuses it (409) if the ticket changed since read.
+        fields: Json = {
+            "comment": {"body": LEFT_NOTE.format(why=why), "public": False},
+            "tags": [*tags, ENDED_TAG],
+        }
+        if ticket.get("updated_at"):
+            fields |= {"safe_update": True, "updated_stamp": ticket["updated_at"]}
+        try:
+            return self.client.call(
+                "PUT",
+                f"/api/v2/tickets/{tid}",
+                what="Zendesk leave ticket for an agent",
+                body={"ticket": fields},
+            )
+        except PermanentError as exc:
+            if exc.status == 409:
+                # Read again on the next try, with whatever changed meanwhile.
+                raise TransientError(
+                    f"{exc.reason}: the ticket changed while the bridge ended the hand-off",
+                    response=exc.response,
+                    status=409,
+                ) from exc
+            raise
 
     # -- Zendesk -> Botpress ------------------------------------------------------------
     def changes_since(self, conv: Conversation, cursor: str) -> Changes:
@@ -609,6 +666,23 @@ _EMAIL = re.compile(r"[^@\s\"'(),:;<>\[\]\\]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z
 def _email(value: str) -> str:
     value = value.strip()
     return value if _EMAIL.fullmatch(value) else ""
+
+
+def _refusal(body: str | None) -> str:
+    """What Zendesk's 422 body says was wrong, in a line ("Assignee: is not a member of the
+    group"); "refused" when it says nothing readable."""
+    try:
+        details = json.loads(body or "").get("details") or {}
+        found = [
+            str(d.get("description") or "").strip()
+            for problems in details.values()
+            for d in problems
+            if isinstance(d, dict)
+        ]
+    except (ValueError, AttributeError, TypeError):
+        found = []
+    text = "; ".join(dict.fromkeys(f for f in found if f)) or "refused"
+    return text if len(text) <= REFUSAL_MAX else text[: REFUSAL_MAX - 1] + "…"
 
 
 def _users(data: Json) -> dict[str, Json]:

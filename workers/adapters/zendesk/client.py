@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
-from bridge.errors import PermanentError, TransientError
+from bridge.errors import DeliveryError, PermanentError, TransientError
 from workers import http
 from workers.adapters.zendesk.budget import Budget
 from workers.adapters.zendesk.config import OAUTH_SCOPE, ZendeskConfig
@@ -21,6 +23,13 @@ Json = dict[str, Any]
 MAX_WAIT = 5.0
 #: Seconds a poll round's reads keep waiting for their turn, 429s included.
 PATIENCE = 180.0
+
+#: The most of an answer's body an error keeps (it goes to the dead letters and the CLI).
+ERROR_BODY_MAX = 2000
+REDACTED = "[redacted]"
+#: A secret's tail left at the end of an already cut body is redacted from this many
+#: characters on (shorter tails match too much ordinary text to say anything).
+_MIN_TAIL = 4
 
 
 def dumps(body: Any) -> bytes:
@@ -107,6 +116,31 @@ class ZendeskClient:
             if self._token == refused:
                 self._token, self._token_expires, self._refused = "", 0.0, refused
 
+    # -- secrets ------------------------------------------------------------------------
+    def secrets(self) -> list[str]:
+        """Every credential this client holds or sends, as it may appear in an answer."""
+        found = [
+            self.config.api_token,
+            self.config.oauth_token,
+            self.config.client_secret,
+            self.config.webhook_secret,
+            self._token,
+        ]
+        basic = self.http.headers.get("Authorization", "")
+        if basic.startswith("Basic "):
+            found.append(basic.removeprefix("Basic "))
+        return [s for s in found if s]
+
+    def scrub(self, exc: DeliveryError, *also: str) -> None:
+        """Take the credentials out of a failure's reason and body, and trim the body."""
+        secrets = [*self.secrets(), *also]
+        reason = redact(exc.reason, secrets)
+        if reason != exc.reason:
+            exc.reason = reason
+            exc.args = (reason,)
+        if exc.response:
+            exc.response = trim(redact(exc.response, secrets))
+
     # -- requests -----------------------------------------------------------------------
     def url(self, path: str) -> str:
         return path if path.startswith("http") else f"{self.base_url}{path}"
@@ -127,34 +161,40 @@ class ZendeskClient:
 
         Within the account's budget: a request waits for its turn, up to MAX_WAIT seconds
         (a delivery is retried later rather than hold its worker), or, `patient` (the reads
-        of a poll round), until PATIENCE has passed, through 429s too.
+        of a poll round), until PATIENCE has passed, through 429s too. A failure's body is
+        trimmed and never holds the client's credentials (see `scrub`).
         """
-        hdrs = dict(headers or {})
+        hdrs = {"Accept": "application/json", **(headers or {})}
         if body is not None:
             data = dumps(body)
             hdrs.setdefault("Content-Type", "application/json")
-        for attempt in (1, 2):
-            bearer = self._bearer()
-            if bearer:
-                hdrs["Authorization"] = f"Bearer {bearer}"
-            try:
-                return self._within_budget(
-                    method,
-                    self.url(path),
-                    what=what,
-                    patient=patient or self.patient,
-                    params=params,
-                    data=data,
-                    headers=hdrs,
-                )
-            except PermanentError as exc:
-                # A token can die before its time (revoked, or a renewal by another process
-                # rotated it): take a new one and try once more.
-                if self.config.auth == "oauth_client" and exc.status == 401 and bearer:
-                    self._forget_token(bearer)
-                    if attempt == 1:
-                        continue
-                raise
+        try:
+            for attempt in (1, 2):
+                bearer = self._bearer()
+                if bearer:
+                    hdrs["Authorization"] = f"Bearer {bearer}"
+                try:
+                    return self._within_budget(
+                        method,
+                        self.url(path),
+                        what=what,
+                        patient=patient or self.patient,
+                        params=params,
+                        data=data,
+                        headers=hdrs,
+                    )
+                except PermanentError as exc:
+                    # A token can die before its time (revoked, or a renewal by another
+                    # process rotated it): take a new one and try once more.
+                    if self.config.auth == "oauth_client" and exc.status == 401 and bearer:
+                        self.scrub(exc, bearer)  # while the token is still known
+                        self._forget_token(bearer)
+                        if attempt == 1:
+                            continue
+                    raise
+        except DeliveryError as exc:
+            self.scrub(exc)
+            raise
         raise AssertionError("unreachable")
 
     def _within_budget(
@@ -203,7 +243,38 @@ class ZendeskClient:
             headers=headers,
             patient=patient,
         )
-        return _json(resp, what)
+        try:
+            return _json(resp, what)
+        except DeliveryError as exc:
+            self.scrub(exc)
+            raise
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` without any of `secrets`, nor their JSON-, URL- or base64-encoded forms.
+
+    A body may come already cut (workers/http.py keeps 4000 characters), so a secret's
+    first characters left at its very end are redacted too.
+    """
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            b64 = base64.b64encode(secret.encode()).decode()
+            forms |= {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), b64}
+            forms.add(b64.rstrip("="))  # unpadded, as some encoders write it
+    # Longest first: a secret inside another one's encoding is redacted with it.
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, REDACTED)
+    for form in forms:
+        for k in range(len(form) - 1, _MIN_TAIL - 1, -1):
+            if text.endswith(form[:k]):
+                return text[:-k] + REDACTED
+    return text
+
+
+def trim(text: str, limit: int = ERROR_BODY_MAX) -> str:
+    """At most `limit` characters of `text`, saying so when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _json(resp: http.Response, what: str) -> Json:

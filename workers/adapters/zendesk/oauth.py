@@ -52,6 +52,7 @@ def request_token(
         what="Zendesk OAuth token",
         timeout=timeout,
         json={**body, "client_id": config.client_id, "client_secret": config.client_secret},
+        headers={"Accept": "application/json"},
     )
     try:
         data = resp.json()

@@ -21,10 +21,31 @@ if TYPE_CHECKING:
 WEBHOOK_NAME = "Botpress HITL bridge"
 TRIGGER_TITLE = "Botpress HITL bridge: notify on hand-off ticket updates"
 TRIGGER_BODY = json.dumps({"ticket_id": "{{ticket.id}}"})
+#: The condition that keeps a trigger from firing on the bridge's tickets.
+NOT_BRIDGE = {"field": "current_tags", "operator": "not_includes", "value": TAG}
+NOTIFY_ADVICE = f"""\
+Keep Zendesk from e-mailing end users copies of their own chat: in Admin Center >
+Objects and rules > Business rules > Triggers, add this condition to "Notify requester
+and CCs of comment update" (and to any other trigger that e-mails the requester):
+  Ticket > Tags | Contains none of the following | {TAG}
+(in the API: {json.dumps(NOT_BRIDGE)}). The end user reads the agents' replies in the chat."""
+
+
+def _webhook_fields(endpoint: str) -> Json:
+    """What the bridge needs of its webhook; `setup` repairs any of it that differs."""
+    return {
+        "endpoint": endpoint,
+        "http_method": "POST",
+        "request_format": "json",
+        "status": "active",
+        # Connected to a trigger (not to Zendesk events) so it fires only for our tickets.
+        "subscriptions": ["conditional_ticket_events"],
+    }
 
 
 def _webhook(client: ZendeskClient, endpoint: str) -> tuple[str, str]:
-    """The bridge's webhook, created or pointed at `endpoint`; returns (id, what was done)."""
+    """The bridge's webhook, created or repaired; returns (id, what was done)."""
+    wanted = _webhook_fields(endpoint)
     data = client.call(
         "GET",
         "/api/v2/webhooks",
@@ -35,15 +56,16 @@ def _webhook(client: ZendeskClient, endpoint: str) -> tuple[str, str]:
         if hook.get("name") != WEBHOOK_NAME:
             continue
         wid = str(hook["id"])
-        if hook.get("endpoint") == endpoint:
+        wrong = {k: v for k, v in wanted.items() if hook.get(k) != v}
+        if not wrong:
             return wid, f"webhook {wid} already exists"
         client.send(
             "PATCH",
             f"/api/v2/webhooks/{wid}",
             what="Zendesk update webhook",
-            body={"webhook": {"endpoint": endpoint}},
+            body={"webhook": wrong},
         )
-        return wid, f"webhook {wid} now points at {endpoint}"
+        return wid, f"webhook {wid} repaired: {_described(hook, wrong)}"
     created = client.call(
         "POST",
         "/api/v2/webhooks",
@@ -52,17 +74,28 @@ def _webhook(client: ZendeskClient, endpoint: str) -> tuple[str, str]:
             "webhook": {
                 "name": WEBHOOK_NAME,
                 "description": "Tells the Botpress HITL bridge that a hand-off ticket changed.",
-                "endpoint": endpoint,
-                "http_method": "POST",
-                "request_format": "json",
-                "status": "active",
-                # Connected to a trigger (not to Zendesk events) so it fires only for our tickets.
-                "subscriptions": ["conditional_ticket_events"],
+                **wanted,
             }
         },
     )
     wid = str(created["webhook"]["id"])
     return wid, f"webhook {wid} created for {endpoint}"
+
+
+def _described(hook: Json, changed: Json) -> str:
+    """The repairs made to a webhook, one clause each."""
+    parts = []
+    for field, value in changed.items():
+        if field == "endpoint":
+            parts.append(f"now points at {value}")
+        elif field == "status":
+            parts.append(f"{hook.get('status') or 'no status'} -> {value}")
+        elif field == "subscriptions":
+            was = ", ".join(map(str, hook.get("subscriptions") or [])) or "nothing"
+            parts.append(f"subscribed to {', '.join(value)} (was {was})")
+        else:
+            parts.append(f"{field} {hook.get(field)!r} -> {value!r}")
+    return "; ".join(parts)
 
 
 def _trigger_fields(webhook_id: str) -> Json:
@@ -143,6 +176,7 @@ def setup(settings: Settings, public_base_url: str) -> str:
         lines.append("  (the ZENDESK_WEBHOOK_SECRET set now is different: webhooks are rejected)")
     elif config.webhook_secret == secret:
         lines.append("  (already set correctly)")
+    lines += ["", NOTIFY_ADVICE]
     return "\n".join(lines)
 
 
