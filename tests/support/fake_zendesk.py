@@ -32,6 +32,8 @@ from workers.adapters.zendesk.webhook import sign
 
 Json = dict[str, Any]
 API_USER_ID = 1000
+#: Zendesk's system user, the author of comments that triggers and automations add.
+SYSTEM_USER_ID = -1
 
 
 @dataclass
@@ -261,6 +263,19 @@ class FakeZendesk:
             events = [self._add_comment(t, {"body": body, "public": public}, agent_id, atts)]
             self._touch(t, agent_id, events)
             return int(events[0]["id"])
+
+    def system_comment(self, ticket_id: int | str, body: str, public: bool = True) -> int:
+        """A trigger adds a comment: Zendesk writes it as its system user (author id -1)."""
+        with self.lock:
+            t = self.tickets[int(ticket_id)]
+            event = self._add_comment(t, {"body": body, "public": public}, SYSTEM_USER_ID, [])
+            comment = self._comments[t["id"]][-1]
+            comment["via"] = {
+                "channel": "rule",
+                "source": {"from": {"id": 501, "title": "Notify requester"}, "rel": "trigger"},
+            }
+            self._touch(t, SYSTEM_USER_ID, [event])
+            return int(event["id"])
 
     def assign(self, ticket_id: int | str, agent_id: int) -> None:
         with self.lock:

@@ -93,6 +93,17 @@ def test_no_echoes_of_what_the_bridge_wrote(
     assert [i.payload for i in items if isinstance(i, AgentMessage)] == [{"text": "the real reply"}]
 
 
+def test_comments_of_zendesks_system_user_are_not_sent(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam = fake.add_agent("Sam")
+    fake.system_comment(ticketed.ticket_id, "Your request was received (a trigger).")
+    fake.agent_comment(ticketed.ticket_id, sam, "the real reply")
+    items = drain(zd, ticketed).items
+    assert [i.payload for i in items if isinstance(i, AgentMessage)] == [{"text": "the real reply"}]
+    assert [c["author_id"] for c in fake.comments(ticketed.ticket_id)][1] == -1
+
+
 def test_bridge_comments_are_recognised_even_when_the_api_user_is_an_agent(
     zd: ZendeskHelpdesk, store: Store, fake: FakeZendesk, ticketed: Conversation
 ) -> None:

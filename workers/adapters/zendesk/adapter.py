@@ -40,6 +40,8 @@ COMMENTS_PAGE = 100
 MAX_COMMENT_PAGES = 50
 EXPORT_PAGES = 5
 ENDED = ("solved", "closed")
+#: The author id of Zendesk's system user: comments made by triggers and automations.
+SYSTEM_USER = "-1"
 
 
 def _int_id(value: str, what: str) -> int:
@@ -414,7 +416,7 @@ class ZendeskHelpdesk(Helpdesk):
                 not c.get("public", True)
                 or cid in written
                 or cid == first_id  # the description the bridge wrote at creation
-                or author in (me, requester, "")
+                or author in (me, requester, SYSTEM_USER, "")
                 or (users.get(author) or {}).get("role") == "end-user"
             ):
                 continue
