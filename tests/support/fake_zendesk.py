@@ -255,10 +255,19 @@ class FakeZendesk:
         body: str,
         public: bool = True,
         attachments: Sequence[tuple[str, str, bytes]] = (),
+        inline_images: Sequence[tuple[str, str, bytes]] = (),
     ) -> int:
-        """An agent (or any user) comments in the agent UI; returns the comment id."""
+        """An agent (or any user) comments in the agent UI; returns the comment id.
+
+        `inline_images` are pasted into the text: Zendesk lists them among the comment's
+        attachments (`inline: true`) only when a read asks with `include_inline_images`.
+        """
         with self.lock:
             atts = [self._store_file(name, ctype, data) for name, ctype, data in attachments]
+            atts += [
+                {**self._store_file(name, ctype, data), "inline": True}
+                for name, ctype, data in inline_images
+            ]
             t = self.tickets[int(ticket_id)]
             events = [self._add_comment(t, {"body": body, "public": public}, agent_id, atts)]
             self._touch(t, agent_id, events)
@@ -765,6 +774,12 @@ class FakeZendesk:
 
     def _list_comments(self, t: Json, q: dict[str, str]) -> _Reply:
         items = list(self._comments.get(t["id"], []))
+        if q.get("include_inline_images") != "true":
+            # Documented default: inline images are left out of the attachment lists.
+            items = [
+                {**c, "attachments": [a for a in c["attachments"] if not a["inline"]]}
+                for c in items
+            ]
         if q.get("sort") == "-created_at" or q.get("sort_order") == "desc":
             items.reverse()
         users: list[Json] = []

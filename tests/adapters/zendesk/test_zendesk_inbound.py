@@ -131,6 +131,36 @@ def test_attachments_become_image_and_file_messages(
     assert items[2].payload["fileUrl"].endswith("?name=guide.pdf")
 
 
+def test_inline_images_are_sent_too(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam = fake.add_agent("Sam")
+    fake.agent_comment(
+        ticketed.ticket_id,
+        sam,
+        "Click here:",
+        inline_images=[("pasted.png", "image/png", b"\x89PNG\r\n\x1a\n")],
+    )
+    items = [i for i in drain(zd, ticketed).items if isinstance(i, AgentMessage)]
+    assert [i.message_type for i in items] == ["text", "image"]
+    assert items[1].payload["imageUrl"].endswith("?name=pasted.png")
+    reads = fake.calls("GET", f"/api/v2/tickets/{ticketed.ticket_id}/comments")
+    assert all(r.query["include_inline_images"] == "true" for r in reads)
+
+
+def test_the_fake_lists_inline_images_only_when_asked(
+    fake: FakeZendesk, zd: ZendeskHelpdesk, ticketed: Conversation
+) -> None:
+    fake.agent_comment(
+        ticketed.ticket_id, fake.add_agent("Sam"), "x", inline_images=[("p.png", "image/png", b"p")]
+    )
+    path = f"/api/v2/tickets/{ticketed.ticket_id}/comments"
+    plain = zd.client.call("GET", path, what="t")["comments"][-1]
+    asked = zd.client.call("GET", path, what="t", params={"include_inline_images": "true"})
+    assert plain["attachments"] == []
+    assert [a["inline"] for a in asked["comments"][-1]["attachments"]] == [True]
+
+
 def test_recorded_comment_page_maps_to_messages(recorded: Any) -> None:
     page = recorded("comments_page.json")
     msgs = _agent_messages(page["comments"][1], "123123", "Agent Smith")

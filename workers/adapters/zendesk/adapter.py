@@ -440,7 +440,12 @@ class ZendeskHelpdesk(Helpdesk):
         """Every comment of the ticket, oldest first, with the users who wrote them."""
         comments: list[Json] = []
         users: dict[str, Json] = {}
-        params: dict[str, str | int] = {"page[size]": COMMENTS_PAGE, "include": "users"}
+        # Inline images (pasted into the text) are left out of `attachments` unless asked for.
+        params: dict[str, str | int] = {
+            "page[size]": COMMENTS_PAGE,
+            "include": "users",
+            "include_inline_images": "true",
+        }
         for _ in range(MAX_COMMENT_PAGES):
             data = self.client.call(
                 "GET",
