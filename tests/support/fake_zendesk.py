@@ -273,6 +273,19 @@ class FakeZendesk:
             self._touch(t, agent_id, events)
             return int(events[0]["id"])
 
+    def scan(self, comment_id: int, result: str, name: str | None = None) -> None:
+        """Set the malware scan result of a comment's attachments (those called `name`):
+        "not_scanned" (the scan has not run yet), "malware_found", "malware_not_found" or
+        "failed_to_scan"."""
+        if result not in ("not_scanned", "malware_found", "malware_not_found", "failed_to_scan"):
+            raise ValueError(f"not a scan result Zendesk documents: {result!r}")
+        with self.lock:
+            for comments in self._comments.values():
+                for c in comments:
+                    for a in c["attachments"] if c["id"] == comment_id else []:
+                        if name is None or a["file_name"] == name:
+                            a["malware_scan_result"] = result
+
     def system_comment(self, ticket_id: int | str, body: str, public: bool = True) -> int:
         """A trigger adds a comment: Zendesk writes it as its system user (author id -1)."""
         with self.lock:
@@ -362,6 +375,9 @@ class FakeZendesk:
             "size": len(data),
             "inline": False,
             "deleted": False,
+            "malware_access_override": False,
+            # Scanned at once here; see `scan` for a scan that is late or finds malware.
+            "malware_scan_result": "malware_not_found",
             "thumbnails": [],
             "url": f"{self.url}/api/v2/attachments/{key}",
         }

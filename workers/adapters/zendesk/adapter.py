@@ -42,6 +42,16 @@ EXPORT_PAGES = 5
 ENDED = ("solved", "closed")
 #: The author id of Zendesk's system user: comments made by triggers and automations.
 SYSTEM_USER = "-1"
+#: How long after its comment an attachment Zendesk has not scanned for malware yet is
+#: waited for (the scan usually takes seconds), and how often the read is tried meanwhile.
+SCAN_WAIT = 20.0
+SCAN_RETRY = 3.0
+#: The internal note that tells agents which attachments were held back, one line each.
+MALWARE_NOTE = (
+    "Not sent to the Botpress end user: Zendesk found malware in these attachments of "
+    "public comments."
+)
+_NOTED = re.compile(r"\(attachment (\d+)\)")
 
 
 def _int_id(value: str, what: str) -> int:
@@ -406,11 +416,9 @@ class ZendeskHelpdesk(Helpdesk):
             items.append(AgentAssigned(agent_id=assignee, agent_name=_name(users, assignee)))
 
         last = cur.comment_id
+        flagged: list[Json] = []  # on any agent comment, read before or now
         for c in comments:
             cid = c["id"]
-            if cid <= cur.comment_id:
-                continue
-            last = max(last, cid)
             author = str(c.get("author_id") or "")
             if (
                 not c.get("public", True)
@@ -419,13 +427,64 @@ class ZendeskHelpdesk(Helpdesk):
                 or author in (me, requester, SYSTEM_USER, "")
                 or (users.get(author) or {}).get("role") == "end-user"
             ):
+                last = max(last, cid)
                 continue
+            flagged += [a for a in _attachments(c) if _malware(a)]
+            if cid <= cur.comment_id:
+                continue
+            if self._scan_pending(c):
+                # Nothing of this read is kept: the retry reads it all again, scanned.
+                raise TransientError(
+                    f"Zendesk has not scanned comment {cid}'s attachments for malware yet",
+                    retry_after=SCAN_RETRY,
+                )
+            last = max(last, cid)
             items += _agent_messages(c, author, _name(users, author))
+        # The note is passed over like everything the bridge writes: the cursor moves past it.
+        last = max([last, *self._note_malware(tid, ticket, comments, flagged)])
 
         ended = ticket.get("status") in ENDED
         if ended and not cur.closed and not self.state.closed_by_bridge(tid):
             items.append(TicketClosed())
         return Changes(items=items, cursor=Cursor(last, assignee, ended).dump())
+
+    def _scan_pending(self, comment: Json) -> bool:
+        """Whether an attachment of this recent comment awaits Zendesk's malware scan."""
+        if self.clock() - _epoch(comment.get("created_at")) >= SCAN_WAIT:
+            return False  # never scanned, it seems: sent as it is
+        return any(a.get("malware_scan_result") == "not_scanned" for a in _attachments(comment))
+
+    def _note_malware(
+        self, tid: str, ticket: Json, comments: Sequence[Json], flagged: Sequence[Json]
+    ) -> list[int]:
+        """Tell the agents, in an internal note, which attachments were held back; the
+        ids of the comments written.
+
+        Each attachment is named in one note: the notes already on the ticket (the bridge's
+        user's internal comments, read with the others) say which were named before, so a
+        repeated read writes nothing and a note that failed is written by the next read.
+        """
+        me = self.api_user_id()
+        noted: set[int] = set()
+        for c in comments:
+            body = str(c.get("body") or "")
+            mine = str(c.get("author_id")) == me and not c.get("public", True)
+            if mine and body.startswith(MALWARE_NOTE):
+                noted.update(int(i) for i in _NOTED.findall(body))
+        new = [a for a in flagged if isinstance(a.get("id"), int) and a["id"] not in noted]
+        if not new or ticket.get("status") == "closed":  # a closed ticket takes no notes
+            return []
+        lines = [f"{a.get('file_name') or 'a file'} (attachment {a['id']})" for a in new]
+        note = {"comment": {"body": "\n".join([MALWARE_NOTE, *lines]), "public": False}}
+        try:
+            data = self.client.call(
+                "PUT", f"/api/v2/tickets/{tid}", what="Zendesk malware note", body={"ticket": note}
+            )
+        except DeliveryError as exc:
+            # The agent's other messages go on; the next read of this ticket tries again.
+            log.warning("zendesk: malware note not written (%s)", exc.reason)
+            return []
+        return self._remember_audit(tid, data)
 
     def _ticket(self, tid: str) -> tuple[Json, dict[str, Json]]:
         data = self.client.call(
@@ -547,17 +606,15 @@ class ZendeskHelpdesk(Helpdesk):
             raise TransientError(f"conversation {conv.id} has no Zendesk ticket yet")
         return conv.ticket_id
 
-    def _remember_audit(self, tid: str, data: Json) -> None:
-        """Record the comments an update created (their ids are the audit's Comment events)."""
+    def _remember_audit(self, tid: str, data: Json) -> list[int]:
+        """Record the comments an update created (their ids are the audit's Comment events);
+        returns their ids."""
         events = (data.get("audit") or {}).get("events") or []
-        self.state.remember_written(
-            tid,
-            [
-                e["id"]
-                for e in events
-                if e.get("type") == "Comment" and isinstance(e.get("id"), int)
-            ],
-        )
+        ids = [
+            e["id"] for e in events if e.get("type") == "Comment" and isinstance(e.get("id"), int)
+        ]
+        self.state.remember_written(tid, ids)
+        return ids
 
 
 #: What the bridge passes to Zendesk as an e-mail: one address, no spaces, quotes or search
@@ -578,13 +635,25 @@ def _name(users: Mapping[str, Json], uid: str) -> str:
     return str((users.get(uid) or {}).get("name") or "")
 
 
+def _attachments(comment: Json) -> list[Json]:
+    return [a for a in comment.get("attachments") or [] if isinstance(a, dict)]
+
+
+def _malware(attachment: Json) -> bool:
+    """Whether Zendesk's scan found malware (sent to nobody, whatever an admin overrode)."""
+    return attachment.get("malware_scan_result") == "malware_found"
+
+
 def _agent_messages(comment: Json, author: str, name: str) -> list[AgentMessage]:
-    """An agent's public comment as Botpress messages: its text, then each attachment."""
+    """An agent's public comment as Botpress messages: its text, then each attachment
+    (but those with malware)."""
     out: list[AgentMessage] = []
     text = str(comment.get("plain_body") or comment.get("body") or "").strip()
     if text:
         out.append(AgentMessage(author, "text", {"text": text}, name))
-    for a in comment.get("attachments") or []:
+    for a in _attachments(comment):
+        if _malware(a):
+            continue
         url = a.get("content_url")
         if not url:
             continue
