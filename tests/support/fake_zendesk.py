@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from workers.adapters.zendesk.webhook import sign
 
@@ -113,6 +113,13 @@ class FakeZendesk:
         self.idempotency: dict[str, tuple[str, Json, float]] = {}
         self.uploads: dict[str, list[Json]] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
+        self.attachments: dict[int, Json] = {}  # by id; file key -> id in _file_ids
+        self._file_ids: dict[str, int] = {}
+        # The account setting "require sign-in to download attachments": content URLs then
+        # want credentials and answer with a redirect to a short-lived download URL, on
+        # another origin (localhost instead of 127.0.0.1), as Zendesk's storage is.
+        self.private_attachments = False
+        self._downloads: dict[str, tuple[str, float]] = {}
         self.webhooks: dict[str, Json] = {}
         self.signing_secrets: dict[str, str] = {}
         self.triggers: dict[int, Json] = {}
@@ -264,10 +271,9 @@ class FakeZendesk:
         """
         with self.lock:
             atts = [self._store_file(name, ctype, data) for name, ctype, data in attachments]
-            atts += [
-                {**self._store_file(name, ctype, data), "inline": True}
-                for name, ctype, data in inline_images
-            ]
+            for name, ctype, data in inline_images:
+                atts.append(self._store_file(name, ctype, data))
+                atts[-1]["inline"] = True
             t = self.tickets[int(ticket_id)]
             events = [self._add_comment(t, {"body": body, "public": public}, agent_id, atts)]
             self._touch(t, agent_id, events)
@@ -365,9 +371,11 @@ class FakeZendesk:
     def _store_file(self, name: str, ctype: str, data: bytes) -> Json:
         key = secrets.token_urlsafe(12)
         self.files[key] = (data, ctype)
-        url = f"{self.url}/attachments/token/{key}/?name={name}"
-        return {
-            "id": self._event_id(),
+        url = f"{self.url}/attachments/token/{key}/?{urlencode({'name': name})}"
+        aid = self._event_id()
+        self._file_ids[key] = aid
+        self.attachments[aid] = {
+            "id": aid,
             "file_name": name,
             "content_type": ctype,
             "content_url": url,
@@ -379,8 +387,9 @@ class FakeZendesk:
             # Scanned at once here; see `scan` for a scan that is late or finds malware.
             "malware_scan_result": "malware_not_found",
             "thumbnails": [],
-            "url": f"{self.url}/api/v2/attachments/{key}",
+            "url": f"{self.url}/api/v2/attachments/{aid}",
         }
+        return self.attachments[aid]
 
     def _add_comment(self, t: Json, c: Json, author_id: int, atts: list[Json]) -> Json:
         cid = self._event_id()
@@ -485,9 +494,8 @@ class FakeZendesk:
         self, method: str, path: str, q: dict[str, str], headers: dict[str, str], body: bytes
     ) -> _Reply:
         seg = path.rstrip("/").removesuffix(".json").split("/")[1:]
-        if path.startswith("/attachments/token/"):
-            data, ctype = self.files[seg[2]]
-            return _Reply(200, None, {"Content-Type": ctype}, raw=data)
+        if path.startswith("/attachments/"):
+            return self._attachment_file(seg, headers)
         if method == "POST" and path == "/oauth/tokens":
             return self._oauth(self._json_body(headers, body))
         me = self._auth(headers)
@@ -535,6 +543,17 @@ class FakeZendesk:
                 return self._update_ticket(me, self._ticket(tid), self._json_body(headers, body))
             case "GET", ["tickets", tid, "comments"]:
                 return self._list_comments(self._ticket(tid), q)
+            case "GET", ["attachments", aid] if aid.isdigit():
+                if int(aid) not in self.attachments:
+                    raise _Error(404, "RecordNotFound", "Not found")
+                return _Reply(200, {"attachment": self.attachments[int(aid)]})
+            case "GET", ["account", "settings"]:
+                tickets = {
+                    "comments_public_by_default": True,
+                    "private_attachments": self.private_attachments,
+                    "rich_text_comments": True,
+                }
+                return _Reply(200, {"settings": {"tickets": tickets, "api": {}, "user": {}}})
             case "POST", ["uploads"]:
                 return self._upload(q, headers, body)
             case "GET", ["incremental", "tickets", "cursor"]:
@@ -587,6 +606,29 @@ class FakeZendesk:
                     raise _Error(404, "RecordNotFound", "Not found")
                 return self._save_trigger(int(trid), self._json_body(headers, body))
         raise _Error(404, "InvalidEndpoint", "Not found")
+
+    def _attachment_file(self, seg: list[str], headers: dict[str, str]) -> _Reply:
+        """An attachment's content_url (/attachments/token/<key>/), and the short-lived
+        download URL it redirects to on accounts with private attachments."""
+        if seg[:2] == ["attachments", "download"] and len(seg) == 3:
+            key, until = self._downloads.get(seg[2], ("", 0.0))
+            if not key or until <= self.clock():
+                raise _Error(403, "Forbidden", "The download link is invalid or has expired")
+        elif seg[:2] == ["attachments", "token"] and len(seg) == 3 and seg[2] in self.files:
+            key = seg[2]
+            att = self.attachments[self._file_ids[key]]
+            if att["malware_scan_result"] == "malware_found" and not att["malware_access_override"]:
+                raise _Error(403, "Forbidden", "The attachment was flagged as malware")
+            if self.private_attachments:
+                self._auth(headers)
+                ticket = secrets.token_urlsafe(16)
+                self._downloads[ticket] = (key, self.clock() + 60)
+                where = self.url.replace("127.0.0.1", "localhost")
+                return _Reply(302, None, {"Location": f"{where}/attachments/download/{ticket}"})
+        else:
+            raise _Error(404, "RecordNotFound", "Not found")
+        data, ctype = self.files[key]
+        return _Reply(200, None, {"Content-Type": ctype}, raw=data)
 
     def _oauth(self, data: Json) -> _Reply:
         if data.get("grant_type") != "client_credentials":

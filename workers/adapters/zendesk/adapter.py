@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.config import Settings
 from bridge.errors import DeliveryError, PermanentError, TransientError
@@ -25,10 +25,13 @@ from workers.adapters.base import (
     TicketClosed,
     TicketRequest,
 )
-from workers.adapters.zendesk import render, webhook
+from workers.adapters.zendesk import files, render, webhook
 from workers.adapters.zendesk.client import Json, ZendeskClient
 from workers.adapters.zendesk.config import ZendeskConfig, config_problems
 from workers.adapters.zendesk.state import AdapterState, Cursor
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +442,7 @@ class ZendeskHelpdesk(Helpdesk):
                     retry_after=SCAN_RETRY,
                 )
             last = max(last, cid)
-            items += _agent_messages(c, author, _name(users, author))
+            items += _agent_messages(c, author, _name(users, author), self._file_url)
         # The note is passed over like everything the bridge writes: the cursor moves past it.
         last = max([last, *self._note_malware(tid, ticket, comments, flagged)])
 
@@ -447,6 +450,51 @@ class ZendeskHelpdesk(Helpdesk):
         if ended and not cur.closed and not self.state.closed_by_bridge(tid):
             items.append(TicketClosed())
         return Changes(items=items, cursor=Cursor(last, assignee, ended).dump())
+
+    def _file_url(self, attachment: Json) -> str:
+        """Where the end user gets an attachment: its Zendesk link, or the bridge's own when
+        the account requires sign-in to download attachments and PUBLIC_BASE_URL is set."""
+        url = str(attachment.get("content_url") or "")
+        aid, size = attachment.get("id"), attachment.get("size")
+        if not url or not self.settings.public_base_url or not isinstance(aid, int):
+            return url
+        if isinstance(size, int) and size > self.config.max_attachment_bytes:
+            log.warning("zendesk: attachment %s is over ZENDESK_MAX_ATTACHMENT_BYTES; linked", aid)
+            return url
+        if not self.private_attachments():
+            return url
+        return files.link(self.settings, aid, now=self.clock(), ttl=self.config.file_link_ttl)
+
+    def private_attachments(self) -> bool:
+        """Whether the account requires sign-in to download attachments.
+
+        Zendesk's account setting (`tickets.private_attachments`, readable by agents) says
+        so in one request, cached for all workers; probing each attachment's URL instead
+        would cost a request per file and cannot tell "sign in" from other refusals. Refused
+        (not readable), it counts as private: the bridge's links work either way.
+        """
+        known = self.state.private_attachments()
+        if known is None:
+            said = self._account_says_private()
+            known = True if said is None else said
+            self.state.set_private_attachments(known)
+        return known
+
+    def _account_says_private(self) -> bool | None:
+        """The account's `tickets.private_attachments`, None when Zendesk refuses to say."""
+        try:
+            data = self.client.call(
+                "GET", "/api/v2/account/settings", what="Zendesk account settings"
+            )
+        except PermanentError as exc:
+            log.warning("zendesk: account settings not readable (%s)", exc.reason)
+            return None
+        tickets = (data.get("settings") or {}).get("tickets") or {}
+        return tickets.get("private_attachments") is True
+
+    def blueprint(self) -> Blueprint:
+        """The links of agents' files on accounts with private attachments (/files/<token>)."""
+        return files.blueprint(self)
 
     def _scan_pending(self, comment: Json) -> bool:
         """Whether an attachment of this recent comment awaits Zendesk's malware scan."""
@@ -589,6 +637,13 @@ class ZendeskHelpdesk(Helpdesk):
                 f"the Zendesk API user {user.get('email', '')} is {user.get('role')!r}; "
                 "it must be an agent or admin"
             )
+        if user.get("id") and not self.settings.public_base_url and self._check_private():
+            problems.append(
+                "this Zendesk account requires sign-in to download attachments (private "
+                "attachments) and PUBLIC_BASE_URL is not set: agents' files go to end users "
+                "as Zendesk links they cannot open; set PUBLIC_BASE_URL to where end users "
+                "reach this bridge, and it serves them at <PUBLIC_BASE_URL>/files/..."
+            )
         if not self.config.webhook_secret:
             tail = (
                 f"agent replies arrive only by polling every {self.poll_interval:g}s"
@@ -599,6 +654,13 @@ class ZendeskHelpdesk(Helpdesk):
                 f"ZENDESK_WEBHOOK_SECRET is not set (run `hitl-bridge zendesk setup`); {tail}"
             )
         return problems
+
+    def _check_private(self) -> bool:
+        """For `check`: whether the account says, now, that its attachments are private."""
+        try:
+            return self._account_says_private() is True
+        except TransientError:
+            return False  # not answered: the check has nothing to say about it
 
     # -- helpers ------------------------------------------------------------------------
     def _ticket_id(self, conv: Conversation) -> str:
@@ -644,9 +706,11 @@ def _malware(attachment: Json) -> bool:
     return attachment.get("malware_scan_result") == "malware_found"
 
 
-def _agent_messages(comment: Json, author: str, name: str) -> list[AgentMessage]:
+def _agent_messages(
+    comment: Json, author: str, name: str, file_url: Callable[[Json], str] | None = None
+) -> list[AgentMessage]:
     """An agent's public comment as Botpress messages: its text, then each attachment
-    (but those with malware)."""
+    (but those with malware), at the URL `file_url` gives (else its content_url)."""
     out: list[AgentMessage] = []
     text = str(comment.get("plain_body") or comment.get("body") or "").strip()
     if text:
@@ -654,7 +718,7 @@ def _agent_messages(comment: Json, author: str, name: str) -> list[AgentMessage]
     for a in _attachments(comment):
         if _malware(a):
             continue
-        url = a.get("content_url")
+        url = file_url(a) if file_url is not None else a.get("content_url")
         if not url:
             continue
         payload: dict[str, Any]

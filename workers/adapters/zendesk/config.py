@@ -12,6 +12,10 @@ from bridge.errors import ConfigError
 
 DEFAULT_POLL_INTERVAL = 60.0
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+# Agents' files on accounts with private attachments, served by the web process: how long
+# a link works, and how long relaying one file from Zendesk may take.
+DEFAULT_FILE_LINK_TTL = 7 * 24 * 3600
+DEFAULT_FILE_DEADLINE = 60.0
 # Zendesk accepts 300 < expires_in < 172800 for grant-type tokens.
 DEFAULT_OAUTH_TOKEN_TTL = 7200
 OAUTH_SCOPE = "read write"
@@ -35,6 +39,8 @@ class ZendeskConfig:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     oauth_token_ttl: int = DEFAULT_OAUTH_TOKEN_TTL
+    file_link_ttl: int = DEFAULT_FILE_LINK_TTL
+    file_deadline: float = DEFAULT_FILE_DEADLINE
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ZendeskConfig:
@@ -63,6 +69,8 @@ class ZendeskConfig:
                 env.get("ZENDESK_MAX_ATTACHMENT_BYTES") or DEFAULT_MAX_ATTACHMENT_BYTES
             ),
             oauth_token_ttl=int(env.get("ZENDESK_OAUTH_TOKEN_TTL") or DEFAULT_OAUTH_TOKEN_TTL),
+            file_link_ttl=int(env.get("ZENDESK_FILE_LINK_TTL_SECONDS") or DEFAULT_FILE_LINK_TTL),
+            file_deadline=float(env.get("ZENDESK_FILE_DEADLINE_SECONDS") or DEFAULT_FILE_DEADLINE),
         )
 
 
@@ -140,4 +148,6 @@ def config_problems(environ: Mapping[str, str]) -> list[str]:
     number("ZENDESK_POLL_INTERVAL", 0)
     integer("ZENDESK_MAX_ATTACHMENT_BYTES", 1, 50 * 1024 * 1024)
     integer("ZENDESK_OAUTH_TOKEN_TTL", 301, 172_799)
+    integer("ZENDESK_FILE_LINK_TTL_SECONDS", 60, 365 * 24 * 3600)
+    number("ZENDESK_FILE_DEADLINE_SECONDS", 1, 3600)
     return problems

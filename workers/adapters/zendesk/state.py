@@ -1,4 +1,11 @@
-"""What the adapter remembers: its cursor format and its own Redis keys (P:adapter:zendesk:*)."""
+"""What the adapter remembers: its cursor format and its own Redis keys (P:adapter:zendesk:*).
+
+P:adapter:zendesk:written:<ticket>       set     ids of the comments the bridge wrote
+P:adapter:zendesk:closed:<ticket>        string  "1": the bridge solved the ticket itself
+P:adapter:zendesk:me                     string  the API user's id (a day)
+P:adapter:zendesk:export                 string  the incremental export's cursor
+P:adapter:zendesk:private_attachments    string  "1"/"0": the account's setting (an hour)
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,8 @@ from bridge.storage import Store
 
 # Long enough to outlive any hand-off; refreshed on every write.
 TTL_SECONDS = 90 * 24 * 3600
+# An admin may change the account's settings: read again this often.
+SETTINGS_TTL = 3600
 
 
 @dataclass(frozen=True)
@@ -84,3 +93,11 @@ class AdapterState:
 
     def set_export_cursor(self, cursor: str) -> None:
         self.redis.set(self._key("export"), cursor)
+
+    def private_attachments(self) -> bool | None:
+        """The account's `tickets.private_attachments`, None when not read lately."""
+        raw = cast(str | None, self.redis.get(self._key("private_attachments")))
+        return None if raw is None else raw == "1"
+
+    def set_private_attachments(self, value: bool) -> None:
+        self.redis.set(self._key("private_attachments"), "1" if value else "0", ex=SETTINGS_TTL)
