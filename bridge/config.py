@@ -178,6 +178,12 @@ def _with_fetch_settings(
     )
 
 
+def signing_key(secret: str, purpose: str) -> bytes:
+    """A key for one kind of signature (`purpose`), derived from BRIDGE_SECRET: web and
+    workers derive the same one, and a signature made for one purpose fits no other."""
+    return hmac.new(secret.encode(), f"hitl-bridge {purpose}".encode(), hashlib.sha256).digest()
+
+
 def playground_token(secret: str) -> str:
     """The path token of the playground's webhook and API: derived from BRIDGE_SECRET, so
     web and workers agree on it and nobody who lacks the secret can post as an agent."""

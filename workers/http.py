@@ -14,6 +14,7 @@ import email.utils
 import functools
 import gzip
 import http.client
+import io
 import select
 import socket
 import ssl
@@ -91,6 +92,35 @@ class Response:
     def json(self) -> Any:
         """The body as JSON; ValueError when it is not."""
         return json_codec.loads(self.content)
+
+
+class Streamed:
+    """An answer whose body is read piece by piece (a file relayed as it arrives); its
+    connection is never reused, and is closed by `close` or by reading to the end."""
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Iterable[tuple[str, str]],
+        read: Callable[[int], bytes],
+        close: Callable[[], None],
+    ) -> None:
+        self.status_code = status_code
+        self.headers = Headers(headers)
+        self._read = read
+        self._close = close
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes of the body, b"" at its end; raises TransportError."""
+        try:
+            return self._read(n)
+        except TimeoutError as exc:
+            raise ReadTimeout("no more of the body in time") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise Dropped(f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self._close()
 
 
 #: Sends one request: (method, url, body, headers, timeout) -> Response, raising
@@ -185,6 +215,7 @@ class Client:
         self._proxies = urllib.request.getproxies_environment()
         self._origins: dict[tuple[str, str], _Origin] = {}
         self.transport = transport or self._send
+        self._own_transport = transport is None
 
     def origin(self, url: str) -> tuple[_Origin, str]:
         """The origin `url` goes to, and the target of its request line."""
@@ -255,6 +286,46 @@ class Client:
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params)
         return self.transport(method, url, data, hdrs, timeout)
+
+    def stream(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        credentials: bool = True,
+    ) -> Streamed:
+        """GET `url`, returning once the headers are in; raises TransportError.
+
+        `credentials=False` leaves the client's Authorization out (a host that is not the
+        service's own). The body comes as sent (no gzip asked for), read with `timeout`.
+        """
+        hdrs = {**self.headers, "Accept-Encoding": "identity", **(headers or {})}
+        if not credentials:
+            hdrs.pop("Authorization", None)
+        if not self._own_transport:  # tests' transports answer whole
+            whole = self.transport("GET", url, None, hdrs, timeout)
+            body = io.BytesIO(whole.content)
+            return Streamed(whole.status_code, whole.headers.items(), body.read, body.close)
+        origin, target = self.origin(url)
+        if origin.absolute and origin.proxy:
+            hdrs.update(origin.proxy[2])
+        conn = origin.connect(timeout)
+        try:
+            conn.request("GET", target, headers=hdrs)
+            resp = conn.getresponse()
+        except TimeoutError as exc:
+            conn.close()
+            raise ReadTimeout(f"no answer within {timeout:g}s") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise Dropped(f"{type(exc).__name__}: {exc}") from exc
+
+        def close() -> None:
+            resp.close()
+            conn.close()
+
+        return Streamed(resp.status, resp.getheaders(), resp.read1, close)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

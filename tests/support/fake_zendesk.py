@@ -44,6 +44,8 @@ API_USER_ID = 1000
 REDIRECT_URI = "https://bridge.example.com/zendesk/oauth"
 #: Lifetimes Zendesk gives when a grant names none (OAuth clients made since 30 April 2026).
 ACCESS_TTL, REFRESH_TTL = 1800, 2_592_000
+#: Zendesk's system user, the author of comments that triggers and automations add.
+SYSTEM_USER_ID = -1
 
 
 @dataclass
@@ -128,6 +130,13 @@ class FakeZendesk:
         self.idempotency: dict[str, tuple[str, Json, float]] = {}
         self.uploads: dict[str, list[Json]] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
+        self.attachments: dict[int, Json] = {}  # by id; file key -> id in _file_ids
+        self._file_ids: dict[str, int] = {}
+        # The account setting "require sign-in to download attachments": content URLs then
+        # want credentials and answer with a redirect to a short-lived download URL, on
+        # another origin (localhost instead of 127.0.0.1), as Zendesk's storage is.
+        self.private_attachments = False
+        self._downloads: dict[str, tuple[str, float]] = {}
         self.webhooks: dict[str, Json] = {}
         self.signing_secrets: dict[str, str] = {}
         self.triggers: dict[int, Json] = {}
@@ -323,10 +332,18 @@ class FakeZendesk:
         body: str,
         public: bool = True,
         attachments: Sequence[tuple[str, str, bytes]] = (),
+        inline_images: Sequence[tuple[str, str, bytes]] = (),
     ) -> int:
-        """An agent (or any user) comments in the agent UI; returns the comment id."""
+        """An agent (or any user) comments in the agent UI; returns the comment id.
+
+        `inline_images` are pasted into the text: Zendesk lists them among the comment's
+        attachments (`inline: true`) only when a read asks with `include_inline_images`.
+        """
         with self.lock:
             atts = [self._store_file(name, ctype, data) for name, ctype, data in attachments]
+            for name, ctype, data in inline_images:
+                atts.append(self._store_file(name, ctype, data))
+                atts[-1]["inline"] = True
             t = self.tickets[int(ticket_id)]
             events = [self._add_comment(t, {"body": body, "public": public}, agent_id, atts)]
             self._touch(t, agent_id, events)
@@ -351,6 +368,32 @@ class FakeZendesk:
                 raise ValueError("Zendesk refuses an assignee outside the ticket's group")
             t["group_id"] = group_id
             self._touch(t, API_USER_ID, [self._change("group_id", group_id)])
+
+    def scan(self, comment_id: int, result: str, name: str | None = None) -> None:
+        """Set the malware scan result of a comment's attachments (those called `name`):
+        "not_scanned" (the scan has not run yet), "malware_found", "malware_not_found" or
+        "failed_to_scan"."""
+        if result not in ("not_scanned", "malware_found", "malware_not_found", "failed_to_scan"):
+            raise ValueError(f"not a scan result Zendesk documents: {result!r}")
+        with self.lock:
+            for comments in self._comments.values():
+                for c in comments:
+                    for a in c["attachments"] if c["id"] == comment_id else []:
+                        if name is None or a["file_name"] == name:
+                            a["malware_scan_result"] = result
+
+    def system_comment(self, ticket_id: int | str, body: str, public: bool = True) -> int:
+        """A trigger adds a comment: Zendesk writes it as its system user (author id -1)."""
+        with self.lock:
+            t = self.tickets[int(ticket_id)]
+            event = self._add_comment(t, {"body": body, "public": public}, SYSTEM_USER_ID, [])
+            comment = self._comments[t["id"]][-1]
+            comment["via"] = {
+                "channel": "rule",
+                "source": {"from": {"id": 501, "title": "Notify requester"}, "rel": "trigger"},
+            }
+            self._touch(t, SYSTEM_USER_ID, [event])
+            return int(event["id"])
 
     def assign(self, ticket_id: int | str, agent_id: int) -> None:
         with self.lock:
@@ -423,9 +466,11 @@ class FakeZendesk:
     def _store_file(self, name: str, ctype: str, data: bytes) -> Json:
         key = secrets.token_urlsafe(12)
         self.files[key] = (data, ctype)
-        url = f"{self.url}/attachments/token/{key}/?name={name}"
-        return {
-            "id": self._event_id(),
+        url = f"{self.url}/attachments/token/{key}/?{urlencode({'name': name})}"
+        aid = self._event_id()
+        self._file_ids[key] = aid
+        self.attachments[aid] = {
+            "id": aid,
             "file_name": name,
             "content_type": ctype,
             "content_url": url,
@@ -433,9 +478,13 @@ class FakeZendesk:
             "size": len(data),
             "inline": False,
             "deleted": False,
+            "malware_access_override": False,
+            # Scanned at once here; see `scan` for a scan that is late or finds malware.
+            "malware_scan_result": "malware_not_found",
             "thumbnails": [],
-            "url": f"{self.url}/api/v2/attachments/{key}",
+            "url": f"{self.url}/api/v2/attachments/{aid}",
         }
+        return self.attachments[aid]
 
     def _add_comment(self, t: Json, c: Json, author_id: int, atts: list[Json]) -> Json:
         cid = self._event_id()
@@ -548,9 +597,8 @@ class FakeZendesk:
         self, method: str, path: str, q: dict[str, str], headers: dict[str, str], body: bytes
     ) -> _Reply:
         seg = path.rstrip("/").removesuffix(".json").split("/")[1:]
-        if path.startswith("/attachments/token/"):
-            data, ctype = self.files[seg[2]]
-            return _Reply(200, None, {"Content-Type": ctype}, raw=data)
+        if path.startswith("/attachments/"):
+            return self._attachment_file(seg, headers)
         if method == "POST" and path == "/oauth/tokens":
             return self._oauth(self._json_body(headers, body))
         me = self._auth(headers)
@@ -600,6 +648,17 @@ class FakeZendesk:
                 return self._update_ticket(me, self._ticket(tid), self._json_body(headers, body))
             case "GET", ["tickets", tid, "comments"]:
                 return self._list_comments(self._ticket(tid), q)
+            case "GET", ["attachments", aid] if aid.isdigit():
+                if int(aid) not in self.attachments:
+                    raise _Error(404, "RecordNotFound", "Not found")
+                return _Reply(200, {"attachment": self.attachments[int(aid)]})
+            case "GET", ["account", "settings"]:
+                tickets = {
+                    "comments_public_by_default": True,
+                    "private_attachments": self.private_attachments,
+                    "rich_text_comments": True,
+                }
+                return _Reply(200, {"settings": {"tickets": tickets, "api": {}, "user": {}}})
             case "POST", ["uploads"]:
                 return self._upload(q, headers, body)
             case "GET", ["incremental", "tickets", "cursor"]:
@@ -649,6 +708,29 @@ class FakeZendesk:
                     raise _Error(404, "RecordNotFound", "Not found")
                 return self._save_trigger(int(trid), self._json_body(headers, body))
         raise _Error(404, "InvalidEndpoint", "Not found")
+
+    def _attachment_file(self, seg: list[str], headers: dict[str, str]) -> _Reply:
+        """An attachment's content_url (/attachments/token/<key>/), and the short-lived
+        download URL it redirects to on accounts with private attachments."""
+        if seg[:2] == ["attachments", "download"] and len(seg) == 3:
+            key, until = self._downloads.get(seg[2], ("", 0.0))
+            if not key or until <= self.clock():
+                raise _Error(403, "Forbidden", "The download link is invalid or has expired")
+        elif seg[:2] == ["attachments", "token"] and len(seg) == 3 and seg[2] in self.files:
+            key = seg[2]
+            att = self.attachments[self._file_ids[key]]
+            if att["malware_scan_result"] == "malware_found" and not att["malware_access_override"]:
+                raise _Error(403, "Forbidden", "The attachment was flagged as malware")
+            if self.private_attachments:
+                self._auth(headers)
+                ticket = secrets.token_urlsafe(16)
+                self._downloads[ticket] = (key, self.clock() + 60)
+                where = self.url.replace("127.0.0.1", "localhost")
+                return _Reply(302, None, {"Location": f"{where}/attachments/download/{ticket}"})
+        else:
+            raise _Error(404, "RecordNotFound", "Not found")
+        data, ctype = self.files[key]
+        return _Reply(200, None, {"Content-Type": ctype}, raw=data)
 
     def _oauth(self, data: Json) -> _Reply:
         grant = data.get("grant_type")
@@ -936,6 +1018,12 @@ class FakeZendesk:
 
     def _list_comments(self, t: Json, q: dict[str, str]) -> _Reply:
         items = list(self._comments.get(t["id"], []))
+        if q.get("include_inline_images") != "true":
+            # Documented default: inline images are left out of the attachment lists.
+            items = [
+                {**c, "attachments": [a for a in c["attachments"] if not a["inline"]]}
+                for c in items
+            ]
         if q.get("sort") == "-created_at" or q.get("sort_order") == "desc":
             items.reverse()
         users: list[Json] = []

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bridge.errors import TransientError
 from bridge.storage import Conversation, Store, User
 from tests.support.fake_zendesk import API_USER_ID, FakeZendesk
 from workers.adapters.base import (
@@ -20,7 +21,12 @@ from workers.adapters.base import (
     TicketClosed,
 )
 from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.adapter import _agent_messages
+from workers.adapters.zendesk.adapter import (
+    MALWARE_NOTE,
+    SCAN_RETRY,
+    SCAN_WAIT,
+    _agent_messages,
+)
 
 ALICE = User(id="u_alice", name="Alice", email="alice@example.com")
 
@@ -93,6 +99,17 @@ def test_no_echoes_of_what_the_bridge_wrote(
     assert [i.payload for i in items if isinstance(i, AgentMessage)] == [{"text": "the real reply"}]
 
 
+def test_comments_of_zendesks_system_user_are_not_sent(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam = fake.add_agent("Sam")
+    fake.system_comment(ticketed.ticket_id, "Your request was received (a trigger).")
+    fake.agent_comment(ticketed.ticket_id, sam, "the real reply")
+    items = drain(zd, ticketed).items
+    assert [i.payload for i in items if isinstance(i, AgentMessage)] == [{"text": "the real reply"}]
+    assert [c["author_id"] for c in fake.comments(ticketed.ticket_id)][1] == -1
+
+
 def test_bridge_comments_are_recognised_even_when_the_api_user_is_an_agent(
     zd: ZendeskHelpdesk, store: Store, fake: FakeZendesk, ticketed: Conversation
 ) -> None:
@@ -118,6 +135,103 @@ def test_attachments_become_image_and_file_messages(
     assert items[1].payload["imageUrl"].endswith("?name=screen.png")
     assert items[2].payload["title"] == "guide.pdf"
     assert items[2].payload["fileUrl"].endswith("?name=guide.pdf")
+
+
+def test_inline_images_are_sent_too(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam = fake.add_agent("Sam")
+    fake.agent_comment(
+        ticketed.ticket_id,
+        sam,
+        "Click here:",
+        inline_images=[("pasted.png", "image/png", b"\x89PNG\r\n\x1a\n")],
+    )
+    items = [i for i in drain(zd, ticketed).items if isinstance(i, AgentMessage)]
+    assert [i.message_type for i in items] == ["text", "image"]
+    assert items[1].payload["imageUrl"].endswith("?name=pasted.png")
+    reads = fake.calls("GET", f"/api/v2/tickets/{ticketed.ticket_id}/comments")
+    assert all(r.query["include_inline_images"] == "true" for r in reads)
+
+
+def test_the_fake_lists_inline_images_only_when_asked(
+    fake: FakeZendesk, zd: ZendeskHelpdesk, ticketed: Conversation
+) -> None:
+    fake.agent_comment(
+        ticketed.ticket_id, fake.add_agent("Sam"), "x", inline_images=[("p.png", "image/png", b"p")]
+    )
+    path = f"/api/v2/tickets/{ticketed.ticket_id}/comments"
+    plain = zd.client.call("GET", path, what="t")["comments"][-1]
+    asked = zd.client.call("GET", path, what="t", params={"include_inline_images": "true"})
+    assert plain["attachments"] == []
+    assert [a["inline"] for a in asked["comments"][-1]["attachments"]] == [True]
+
+
+def notes(fake: FakeZendesk, conv: Conversation) -> list[str]:
+    """The bodies of the ticket's internal notes."""
+    return [c["body"] for c in fake.comments(conv.ticket_id) if not c["public"]]
+
+
+def test_attachments_with_malware_are_held_back_and_the_agents_told_once(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    sam = fake.add_agent("Sam")
+    files = [("invoice.exe", "application/octet-stream", b"MZ"), ("guide.pdf", "text/plain", b"g")]
+    cid = fake.agent_comment(ticketed.ticket_id, sam, "Here you go", attachments=files)
+    fake.scan(cid, "malware_found", "invoice.exe")
+    items = [i for i in drain(zd, ticketed).items if isinstance(i, AgentMessage)]
+    assert [(i.message_type, i.payload.get("title")) for i in items] == [
+        ("text", None),
+        ("file", "guide.pdf"),
+    ]
+    held = next(c for c in fake.comments(ticketed.ticket_id) if c["id"] == cid)["attachments"][0]
+    assert notes(fake, ticketed) == [f"{MALWARE_NOTE}\ninvoice.exe (attachment {held['id']})"]
+    assert fake.comments(ticketed.ticket_id)[-1]["author_id"] == API_USER_ID
+    # A read from the start (a lost cursor) sends the same and writes no second note.
+    again = zd.changes_since(ticketed, "")
+    assert [i for i in again.items if isinstance(i, AgentMessage)] == items
+    assert len(notes(fake, ticketed)) == 1
+
+
+def test_a_malware_note_that_failed_is_written_by_the_next_read(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation, monkeypatch: Any
+) -> None:
+    cid = fake.agent_comment(
+        ticketed.ticket_id, fake.add_agent("Sam"), "x", attachments=[("a.exe", "x/y", b"MZ")]
+    )
+    fake.scan(cid, "malware_found")
+    call = zd.client.call
+
+    def refuse_writes(method: str, path: str, **kwargs: Any) -> Any:
+        if method == "PUT":
+            raise TransientError("Zendesk: HTTP 503")
+        return call(method, path, **kwargs)
+
+    monkeypatch.setattr(zd.client, "call", refuse_writes)
+    first = zd.changes_since(ticketed, "")
+    assert [i.payload for i in first.items if isinstance(i, AgentMessage)] == [{"text": "x"}]
+    assert notes(fake, ticketed) == []
+    monkeypatch.setattr(zd.client, "call", call)
+    assert list(zd.changes_since(ticketed, first.cursor).items) == []
+    assert len(notes(fake, ticketed)) == 1
+
+
+def test_attachments_not_scanned_yet_are_waited_for(
+    zd: ZendeskHelpdesk, fake: FakeZendesk, ticketed: Conversation, make_settings: Any, store: Store
+) -> None:
+    cid = fake.agent_comment(
+        ticketed.ticket_id, fake.add_agent("Sam"), "x", attachments=[("a.exe", "x/y", b"MZ")]
+    )
+    fake.scan(cid, "not_scanned")
+    with pytest.raises(TransientError) as caught:
+        zd.changes_since(ticketed, "")
+    assert caught.value.retry_after == SCAN_RETRY
+    # A scan that never comes: the file goes once the wait is over.
+    later = ZendeskHelpdesk(make_settings(), store, clock=lambda: time.time() + SCAN_WAIT)
+    assert [i.message_type for i in later.changes_since(ticketed, "").items] == ["text", "file"]
+    fake.scan(cid, "malware_found")
+    assert [i.message_type for i in drain(zd, ticketed).items] == ["text"]
+    assert len(notes(fake, ticketed)) == 1
 
 
 def test_recorded_comment_page_maps_to_messages(recorded: Any) -> None:

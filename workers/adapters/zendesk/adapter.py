@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from bridge.config import Settings
 from bridge.errors import DeliveryError, PermanentError, TransientError
@@ -26,11 +26,14 @@ from workers.adapters.base import (
     TicketClosed,
     TicketRequest,
 )
-from workers.adapters.zendesk import render, webhook
+from workers.adapters.zendesk import files, render, webhook
 from workers.adapters.zendesk.budget import Budget
 from workers.adapters.zendesk.client import Json, ZendeskClient
 from workers.adapters.zendesk.config import ZendeskConfig, config_problems
 from workers.adapters.zendesk.state import AdapterState, Cursor
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,18 @@ EXPORT_PAGES = 5
 #: Tickets per `tickets/show_many` call: Zendesk's maximum.
 SHOW_MANY = 100
 ENDED = ("solved", "closed")
+#: The author id of Zendesk's system user: comments made by triggers and automations.
+SYSTEM_USER = "-1"
+#: How long after its comment an attachment Zendesk has not scanned for malware yet is
+#: waited for (the scan usually takes seconds), and how often the read is tried meanwhile.
+SCAN_WAIT = 20.0
+SCAN_RETRY = 3.0
+#: The internal note that tells agents which attachments were held back, one line each.
+MALWARE_NOTE = (
+    "Not sent to the Botpress end user: Zendesk found malware in these attachments of "
+    "public comments."
+)
+_NOTED = re.compile(r"\(attachment (\d+)\)")
 
 
 def _int_id(value: str, what: str) -> int:
@@ -476,26 +491,120 @@ class ZendeskHelpdesk(Helpdesk):
             items.append(AgentAssigned(agent_id=assignee, agent_name=_name(users, assignee)))
 
         last = cur.comment_id
+        flagged: list[Json] = []  # on any agent comment, read before or now
         for c in comments:
             cid = c["id"]
-            if cid <= cur.comment_id:
-                continue
-            last = max(last, cid)
             author = str(c.get("author_id") or "")
             if (
                 not c.get("public", True)
                 or cid in written
                 or cid == first_id  # the description the bridge wrote at creation
-                or author in (me, requester, "")
+                or author in (me, requester, SYSTEM_USER, "")
                 or (users.get(author) or {}).get("role") == "end-user"
             ):
+                last = max(last, cid)
                 continue
-            items += _agent_messages(c, author, _name(users, author))
+            flagged += [a for a in _attachments(c) if _malware(a)]
+            if cid <= cur.comment_id:
+                continue
+            if self._scan_pending(c):
+                # Nothing of this read is kept: the retry reads it all again, scanned.
+                raise TransientError(
+                    f"Zendesk has not scanned comment {cid}'s attachments for malware yet",
+                    retry_after=SCAN_RETRY,
+                )
+            last = max(last, cid)
+            items += _agent_messages(c, author, _name(users, author), self._file_url)
+        # The note is passed over like everything the bridge writes: the cursor moves past it.
+        last = max([last, *self._note_malware(tid, ticket, comments, flagged)])
 
         ended = ticket.get("status") in ENDED
         if ended and not cur.closed and not self.state.closed_by_bridge(tid):
             items.append(TicketClosed())
         return Changes(items=items, cursor=Cursor(last, assignee, ended).dump())
+
+    def _file_url(self, attachment: Json) -> str:
+        """Where the end user gets an attachment: its Zendesk link, or the bridge's own when
+        the account requires sign-in to download attachments and PUBLIC_BASE_URL is set."""
+        url = str(attachment.get("content_url") or "")
+        aid, size = attachment.get("id"), attachment.get("size")
+        if not url or not self.settings.public_base_url or not isinstance(aid, int):
+            return url
+        if isinstance(size, int) and size > self.config.max_attachment_bytes:
+            log.warning("zendesk: attachment %s is over ZENDESK_MAX_ATTACHMENT_BYTES; linked", aid)
+            return url
+        if not self.private_attachments():
+            return url
+        return files.link(self.settings, aid, now=self.clock(), ttl=self.config.file_link_ttl)
+
+    def private_attachments(self) -> bool:
+        """Whether the account requires sign-in to download attachments.
+
+        Zendesk's account setting (`tickets.private_attachments`, readable by agents) says
+        so in one request, cached for all workers; probing each attachment's URL instead
+        would cost a request per file and cannot tell "sign in" from other refusals. Refused
+        (not readable), it counts as private: the bridge's links work either way.
+        """
+        known = self.state.private_attachments()
+        if known is None:
+            said = self._account_says_private()
+            known = True if said is None else said
+            self.state.set_private_attachments(known)
+        return known
+
+    def _account_says_private(self) -> bool | None:
+        """The account's `tickets.private_attachments`, None when Zendesk refuses to say."""
+        try:
+            data = self.client.call(
+                "GET", "/api/v2/account/settings", what="Zendesk account settings"
+            )
+        except PermanentError as exc:
+            log.warning("zendesk: account settings not readable (%s)", exc.reason)
+            return None
+        tickets = (data.get("settings") or {}).get("tickets") or {}
+        return tickets.get("private_attachments") is True
+
+    def blueprint(self) -> Blueprint:
+        """The links of agents' files on accounts with private attachments (/files/<token>)."""
+        return files.blueprint(self)
+
+    def _scan_pending(self, comment: Json) -> bool:
+        """Whether an attachment of this recent comment awaits Zendesk's malware scan."""
+        if self.clock() - _epoch(comment.get("created_at")) >= SCAN_WAIT:
+            return False  # never scanned, it seems: sent as it is
+        return any(a.get("malware_scan_result") == "not_scanned" for a in _attachments(comment))
+
+    def _note_malware(
+        self, tid: str, ticket: Json, comments: Sequence[Json], flagged: Sequence[Json]
+    ) -> list[int]:
+        """Tell the agents, in an internal note, which attachments were held back; the
+        ids of the comments written.
+
+        Each attachment is named in one note: the notes already on the ticket (the bridge's
+        user's internal comments, read with the others) say which were named before, so a
+        repeated read writes nothing and a note that failed is written by the next read.
+        """
+        me = self.api_user_id()
+        noted: set[int] = set()
+        for c in comments:
+            body = str(c.get("body") or "")
+            mine = str(c.get("author_id")) == me and not c.get("public", True)
+            if mine and body.startswith(MALWARE_NOTE):
+                noted.update(int(i) for i in _NOTED.findall(body))
+        new = [a for a in flagged if isinstance(a.get("id"), int) and a["id"] not in noted]
+        if not new or ticket.get("status") == "closed":  # a closed ticket takes no notes
+            return []
+        lines = [f"{a.get('file_name') or 'a file'} (attachment {a['id']})" for a in new]
+        note = {"comment": {"body": "\n".join([MALWARE_NOTE, *lines]), "public": False}}
+        try:
+            data = self.client.call(
+                "PUT", f"/api/v2/tickets/{tid}", what="Zendesk malware note", body={"ticket": note}
+            )
+        except DeliveryError as exc:
+            # The agent's other messages go on; the next read of this ticket tries again.
+            log.warning("zendesk: malware note not written (%s)", exc.reason)
+            return []
+        return self._remember_audit(tid, data)
 
     def _ticket(self, tid: str) -> tuple[Json, dict[str, Json]]:
         data = self.client.call(
@@ -510,7 +619,12 @@ class ZendeskHelpdesk(Helpdesk):
         """Every comment of the ticket, oldest first, with the users who wrote them."""
         comments: list[Json] = []
         users: dict[str, Json] = {}
-        params: dict[str, str | int] = {"page[size]": COMMENTS_PAGE, "include": "users"}
+        # Inline images (pasted into the text) are left out of `attachments` unless asked for.
+        params: dict[str, str | int] = {
+            "page[size]": COMMENTS_PAGE,
+            "include": "users",
+            "include_inline_images": "true",
+        }
         for _ in range(MAX_COMMENT_PAGES):
             data = self.client.call(
                 "GET",
@@ -623,6 +737,13 @@ class ZendeskHelpdesk(Helpdesk):
                 f"the Zendesk API user {user.get('email', '')} is {user.get('role')!r}; "
                 "it must be an agent or admin"
             )
+        if user.get("id") and not self.settings.public_base_url and self._check_private():
+            problems.append(
+                "this Zendesk account requires sign-in to download attachments (private "
+                "attachments) and PUBLIC_BASE_URL is not set: agents' files go to end users "
+                "as Zendesk links they cannot open; set PUBLIC_BASE_URL to where end users "
+                "reach this bridge, and it serves them at <PUBLIC_BASE_URL>/files/..."
+            )
         if not self.config.webhook_secret:
             tail = (
                 f"agent replies arrive only by polling every {self.poll_interval:g}s"
@@ -634,23 +755,28 @@ class ZendeskHelpdesk(Helpdesk):
             )
         return problems
 
+    def _check_private(self) -> bool:
+        """For `check`: whether the account says, now, that its attachments are private."""
+        try:
+            return self._account_says_private() is True
+        except TransientError:
+            return False  # not answered: the check has nothing to say about it
+
     # -- helpers ------------------------------------------------------------------------
     def _ticket_id(self, conv: Conversation) -> str:
         if not conv.ticket_id:
             raise TransientError(f"conversation {conv.id} has no Zendesk ticket yet")
         return conv.ticket_id
 
-    def _remember_audit(self, tid: str, data: Json) -> None:
-        """Record the comments an update created (their ids are the audit's Comment events)."""
+    def _remember_audit(self, tid: str, data: Json) -> list[int]:
+        """Record the comments an update created (their ids are the audit's Comment events);
+        returns their ids."""
         events = (data.get("audit") or {}).get("events") or []
-        self.state.remember_written(
-            tid,
-            [
-                e["id"]
-                for e in events
-                if e.get("type") == "Comment" and isinstance(e.get("id"), int)
-            ],
-        )
+        ids = [
+            e["id"] for e in events if e.get("type") == "Comment" and isinstance(e.get("id"), int)
+        ]
+        self.state.remember_written(tid, ids)
+        return ids
 
 
 def budget_of(store: Store, config: ZendeskConfig) -> Budget:
@@ -693,14 +819,28 @@ def _name(users: Mapping[str, Json], uid: str) -> str:
     return str((users.get(uid) or {}).get("name") or "")
 
 
-def _agent_messages(comment: Json, author: str, name: str) -> list[AgentMessage]:
-    """An agent's public comment as Botpress messages: its text, then each attachment."""
+def _attachments(comment: Json) -> list[Json]:
+    return [a for a in comment.get("attachments") or [] if isinstance(a, dict)]
+
+
+def _malware(attachment: Json) -> bool:
+    """Whether Zendesk's scan found malware (sent to nobody, whatever an admin overrode)."""
+    return attachment.get("malware_scan_result") == "malware_found"
+
+
+def _agent_messages(
+    comment: Json, author: str, name: str, file_url: Callable[[Json], str] | None = None
+) -> list[AgentMessage]:
+    """An agent's public comment as Botpress messages: its text, then each attachment
+    (but those with malware), at the URL `file_url` gives (else its content_url)."""
     out: list[AgentMessage] = []
     text = str(comment.get("plain_body") or comment.get("body") or "").strip()
     if text:
         out.append(AgentMessage(author, "text", {"text": text}, name))
-    for a in comment.get("attachments") or []:
-        url = a.get("content_url")
+    for a in _attachments(comment):
+        if _malware(a):
+            continue
+        url = file_url(a) if file_url is not None else a.get("content_url")
         if not url:
             continue
         payload: dict[str, Any]

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 from bridge.errors import DeliveryError, PermanentError, TransientError
 from workers import http
@@ -30,6 +30,10 @@ REDACTED = "[redacted]"
 #: A secret's tail left at the end of an already cut body is redacted from this many
 #: characters on (shorter tails match too much ordinary text to say anything).
 _MIN_TAIL = 4
+
+#: Redirects followed to an attachment's file (Zendesk answers its content_url with one).
+MAX_FILE_REDIRECTS = 3
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def dumps(body: Any) -> bytes:
@@ -249,6 +253,43 @@ class ZendeskClient:
             self.scrub(exc)
             raise
 
+    def open_file(self, url: str, *, what: str) -> http.Streamed:
+        """GET an attachment's `content_url`, following Zendesk's redirects to where the file
+        is (a temporary download URL); the 200 answer, its body still unread.
+
+        Credentials go to the account's own origin only: the file may be hosted elsewhere
+        (Zendesk's "working with url properties"). Failures are TransientError or
+        PermanentError, as for `send`.
+        """
+        for _ in range(MAX_FILE_REDIRECTS + 1):
+            # As a browser would: spaces and non-ASCII escaped, existing escapes kept.
+            url = quote(url, safe="/%!$&'()*+,;=:@~?#[]")
+            own = _origin(url) == _origin(self.base_url)
+            hdrs: dict[str, str] = {}
+            if own and (bearer := self._bearer()):
+                hdrs["Authorization"] = f"Bearer {bearer}"
+            try:
+                got = self.http.stream(url, timeout=self.timeout, headers=hdrs, credentials=own)
+            except http.ConnectError as exc:
+                raise TransientError(f"{what}: could not connect ({exc})") from exc
+            except http.TransportError as exc:
+                raise TransientError(f"{what}: no answer ({exc})") from exc
+            location = got.headers.get("Location", "")
+            if got.status_code in REDIRECTS and location:
+                got.close()
+                url = urljoin(url, location)
+                continue
+            if got.status_code != 200:
+                try:
+                    head = got.read(4000)
+                except http.TransportError:
+                    head = b""
+                got.close()
+                http.raise_for_status(http.Response(got.status_code, got.headers, head), what)
+                raise PermanentError(f"{what}: HTTP {got.status_code} instead of the file")
+            return got
+        raise PermanentError(f"{what}: more than {MAX_FILE_REDIRECTS} redirects")
+
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` without any of `secrets`, nor their JSON-, URL- or base64-encoded forms.
@@ -275,6 +316,11 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 def trim(text: str, limit: int = ERROR_BODY_MAX) -> str:
     """At most `limit` characters of `text`, saying so when it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _json(resp: http.Response, what: str) -> Json:

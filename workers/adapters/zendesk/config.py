@@ -15,6 +15,10 @@ DEFAULT_POLL_INTERVAL = 60.0
 #: would only collect 429s.
 MIN_POLL_INTERVAL = 6.0
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+# Agents' files on accounts with private attachments, served by the web process: how long
+# a link works, and how long relaying one file from Zendesk may take.
+DEFAULT_FILE_LINK_TTL = 7 * 24 * 3600
+DEFAULT_FILE_DEADLINE = 60.0
 # Zendesk accepts 300 < expires_in < 172800 for grant-type tokens.
 DEFAULT_OAUTH_TOKEN_TTL = 7200
 OAUTH_SCOPE = "read write"
@@ -43,6 +47,8 @@ class ZendeskConfig:
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     oauth_token_ttl: int = DEFAULT_OAUTH_TOKEN_TTL
     rate_limit: int = DEFAULT_RATE_LIMIT
+    file_link_ttl: int = DEFAULT_FILE_LINK_TTL
+    file_deadline: float = DEFAULT_FILE_DEADLINE
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ZendeskConfig:
@@ -73,6 +79,8 @@ class ZendeskConfig:
             ),
             oauth_token_ttl=int(env.get("ZENDESK_OAUTH_TOKEN_TTL") or DEFAULT_OAUTH_TOKEN_TTL),
             rate_limit=int(env.get("ZENDESK_RATE_LIMIT") or DEFAULT_RATE_LIMIT),
+            file_link_ttl=int(env.get("ZENDESK_FILE_LINK_TTL_SECONDS") or DEFAULT_FILE_LINK_TTL),
+            file_deadline=float(env.get("ZENDESK_FILE_DEADLINE_SECONDS") or DEFAULT_FILE_DEADLINE),
         )
 
 
@@ -165,6 +173,8 @@ def config_problems(environ: Mapping[str, str]) -> list[str]:
     integer("ZENDESK_MAX_ATTACHMENT_BYTES", 1, 50 * 1024 * 1024)
     integer("ZENDESK_OAUTH_TOKEN_TTL", 301, 172_799)
     integer("ZENDESK_RATE_LIMIT", 1, 100_000)
+    integer("ZENDESK_FILE_LINK_TTL_SECONDS", 60, 365 * 24 * 3600)
+    number("ZENDESK_FILE_DEADLINE_SECONDS", 1, 3600)
     return problems
 
 

@@ -6,6 +6,8 @@ Keys, under `P:adapter:zendesk:` (bridge/storage.py lists every prefix):
     closed:<tid>   string  the bridge solved the ticket itself (expires)
     me             string  the id of the Zendesk user the bridge authenticates as (a day)
     export         string  the incremental ticket export's cursor (polling)
+    private_attachments
+                   string  "1"/"0": the account's tickets.private_attachments (an hour)
     budget         hash    the account's API budget, shared by every process (budget.py)
     updated        hash    ticket id -> its updated_at as the last show_many poll saw it
                            (agents' tokens, which may not use the incremental export)
@@ -35,6 +37,8 @@ from bridge.storage import Store
 
 # Long enough to outlive any hand-off; refreshed on every write.
 TTL_SECONDS = 90 * 24 * 3600
+# An admin may change the account's settings: read again this often.
+SETTINGS_TTL = 3600
 
 # Store a token pair whole. KEYS: pair; ARGV: the refresh token the pair must still hold
 # ('' = whatever it holds), then field, value, ... Returns 1 written, 0 left alone.
@@ -216,3 +220,11 @@ class AdapterState:
             pipe.hset(self._key("updated"), mapping=dict[Any, Any](updated))
             pipe.expire(self._key("updated"), TTL_SECONDS)
             pipe.execute()
+
+    def private_attachments(self) -> bool | None:
+        """The account's `tickets.private_attachments`, None when not read lately."""
+        raw = cast(str | None, self.redis.get(self._key("private_attachments")))
+        return None if raw is None else raw == "1"
+
+    def set_private_attachments(self, value: bool) -> None:
+        self.redis.set(self._key("private_attachments"), "1" if value else "0", ex=SETTINGS_TTL)
