@@ -19,7 +19,8 @@ every request time out for a while (`stall_for`, optionally applying writes befo
 silent, as an overloaded server may), to act just before a request is handled
 (`before_next`), records every request (`requests`) and every injected fault (`faults`),
 and lets a test act as an admin or agent (`add_group`, `set_group`, `agent_comment`,
-`assign`, `solve`).
+`assign`, `solve`). It can enforce the account's requests-per-minute limit in scaled time
+(`rate_limit`, off by default), answering 429 with Retry-After and the rate-limit headers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import secrets
 import threading
 import time
@@ -151,6 +153,11 @@ class FakeZendesk:
         self._stall_until = 0.0
         self._stall_hang = 0.0
         self._stall_apply = False
+        # The account's rate limit (see rate_limit): requests per window, the window's
+        # length, the current window's start and count, and the requests answered 429.
+        self._limit: tuple[int, float, bool] | None = None
+        self._window = (0.0, 0)
+        self.limited = 0
         self._stopping = threading.Event()
         self.faults: list[Json] = []  # one entry per request a fault window answered
         self._next_ticket = 1
@@ -305,6 +312,25 @@ class FakeZendesk:
         with self.lock:
             self._stall_hang, self._stall_apply = hang, apply
             self._stall_until = time.monotonic() + seconds
+
+    def rate_limit(
+        self, requests: int, window: float = 60.0, *, reset_on_all: bool = False
+    ) -> None:
+        """Allow `requests` per `window` seconds, every later request of the window answered
+        429 (text/plain) with Retry-After, as Zendesk limits an account per minute.
+
+        A `window` under 60 s is a Zendesk minute scaled down (benchmarks): every answer
+        announces the per-minute equivalent in X-Rate-Limit, and the times in Retry-After
+        and ratelimit-reset are real seconds, rounded up to a scaled second as Zendesk
+        rounds them to whole seconds. Windows start at multiples of `window` on the clock.
+        Zendesk sends ratelimit-limit / -remaining / -reset on list endpoints only;
+        `reset_on_all` sends them on every answer (a client's fallback for a missing reset,
+        a real minute, would otherwise be unscaled).
+        """
+        with self.lock:
+            self._limit = (requests, window, reset_on_all)
+            self._window = (0.0, 0)
+            self.limited = 0
 
     def add_agent(self, name: str, email: str = "", role: str = "agent") -> int:
         with self.lock:
@@ -571,15 +597,52 @@ class FakeZendesk:
                     seen = "\n".join(f"{k}: {v}" for k, v in headers.items())
                     text += f"\n\n{method} {target}\n{seen}\n\n{body.decode('utf-8', 'replace')}"
                 return _Reply(status, None, hdrs, raw=text.encode())
+            limits, refused = self._spend(method, parts.path)
+            if refused:
+                text = b"Number of allowed API requests per minute exceeded"
+                return _Reply(429, None, limits, raw=text)
             for i, (m, prefix, action) in enumerate(self._before):
                 if m == method and parts.path.startswith(prefix):
                     del self._before[i]
                     action()
                     break
             try:
-                return self._route(method, parts.path, query, headers, body)
+                reply = self._route(method, parts.path, query, headers, body)
             except _Error as exc:
-                return exc.reply
+                reply = exc.reply
+            reply.headers.update(limits)
+            return reply
+
+    def _spend(self, method: str, path: str) -> tuple[dict[str, str], bool]:
+        """The rate-limit headers of this request's answer, and whether it is refused (429)."""
+        if self._limit is None:
+            return {}, False
+        allowed, window, reset_on_all = self._limit
+        now = time.time()
+        start = now - now % window
+        if self._window[0] != start:
+            self._window = (start, 0)
+        used = self._window[1]
+        refused = used >= allowed
+        if refused:
+            self.limited += 1
+        else:
+            used += 1
+            self._window = (start, used)
+        # Zendesk's whole seconds, scaled: a second of a `window`-long minute.
+        tick = window / 60
+        reset = math.ceil((start + window - now) / tick - 1e-9) * tick
+        per_minute = round(allowed * 60 / window)
+        left = str(allowed - used)
+        hdrs = {"X-Rate-Limit": str(per_minute), "X-Rate-Limit-Remaining": left}
+        last = path.rstrip("/").removesuffix(".json").rsplit("/", 1)[-1]
+        listing = method == "GET" and not last.isdigit() and last != "me"
+        if listing or reset_on_all:
+            hdrs["ratelimit-limit"], hdrs["ratelimit-remaining"] = str(per_minute), left
+            hdrs["ratelimit-reset"] = f"{reset:g}"
+        if refused:
+            hdrs["Retry-After"] = f"{reset:g}"
+        return hdrs, refused
 
     def _json_body(self, headers: dict[str, str], body: bytes) -> Json:
         ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
