@@ -841,6 +841,63 @@ def bench_redis_cost(url: str, botpress: FakeBotpress) -> None:
         )
 
 
+#: The scaled Zendesk minute: this many requests per this many seconds (9,000 a real
+#: minute), so 500 hand-offs take about a minute.
+ZENDESK_WINDOW, ZENDESK_PER_WINDOW = 3.0, 450
+
+
+def bench_zendesk(env: Env, handoffs: int) -> None:
+    """The API budget against a Zendesk enforcing its per-minute limit in scaled time
+    (benchmarks/zendesk_budget.py): requests per user message and per agent reply, 429s,
+    order, and the run's time against the least the limit allows."""
+    from benchmarks import zendesk_budget
+
+    rate = ZENDESK_PER_WINDOW / ZENDESK_WINDOW
+    print(
+        f"zendesk: {handoffs} hand-offs x (10 user messages, 5 agent replies), "
+        f"{rate:.0f} requests/s allowed"
+    )
+    fig = zendesk_budget.measure(env, handoffs, ZENDESK_WINDOW, ZENDESK_PER_WINDOW)
+    per_msg, per_reply = fig.per_user_message, fig.per_agent_reply
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(fig.requests.items()))
+    row("zendesk", "requests by kind", kinds)
+    row(
+        "zendesk",
+        "requests per user message (2 sent back to back)",
+        f"{per_msg:.2f}",
+        "<= 1",
+        per_msg <= 1,
+    )
+    row("zendesk", "requests per agent reply", f"{per_reply:.2f}", "<= 2", per_reply <= 2)
+    setup = fig.total - fig.requests["add comment"] - fig.requests["recheck comments"]
+    setup -= fig.requests["show ticket"] + fig.requests["list comments"]
+    row("zendesk", "other requests per hand-off (user, ticket, ...)", f"{setup / handoffs:.2f}")
+    share = fig.limited / fig.total * 100
+    row(
+        "zendesk",
+        f"requests answered 429 ({fig.limited} of {fig.total})",
+        f"{share:.2f} %",
+        "<= 1 %",
+        share <= 1,
+    )
+    bad = fig.lost + fig.duplicated + fig.out_of_order + fig.unfinished
+    row(
+        "zendesk",
+        "lost / duplicated / out of order (hand-offs unfinished)",
+        f"{fig.lost} / {fig.duplicated} / {fig.out_of_order} ({fig.unfinished})",
+        "0",
+        bad == 0,
+    )
+    over = fig.seconds / fig.least
+    row(
+        "zendesk",
+        "total time / least the limit allows",
+        f"{fig.seconds:.1f} / {fig.least:.1f} s = {over:.2f}x",
+        "<= 1.15x",
+        over <= 1.15,
+    )
+
+
 def max_rss(pid: int) -> float:
     """The largest RSS among `pid` and its descendants, in MiB."""
     pids = [pid]
@@ -991,7 +1048,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
     ap.add_argument(
         "--only",
-        choices=["ingress", "e2e", "scale", "latency", "redis", "scaleout"],
+        choices=["ingress", "e2e", "scale", "latency", "redis", "scaleout", "zendesk"],
         action="append",
     )
     args = ap.parse_args(argv)
@@ -1000,7 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 4.0 if args.quick else 10.0
     events = 3000 if args.quick else 10000
     many = 2000 if args.quick else 10000
-    only = set(args.only or ["ingress", "e2e", "scale", "latency", "redis", "scaleout"])
+    only = set(args.only or ["ingress", "e2e", "scale", "latency", "redis", "scaleout", "zendesk"])
     print(f"machine: {machine()}")
     logs = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
     server = RedisServer(persistent=True).start()
@@ -1020,6 +1077,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_redis_cost(server.url, botpress)
         if "scaleout" in only:
             bench_scale_out(env, 4 if args.quick else 8)
+        if "zendesk" in only:
+            bench_zendesk(env, 100 if args.quick else 500)
     finally:
         botpress.stop()
         server.cleanup()
