@@ -599,8 +599,8 @@ class FakeZendesk:
                 return _Reply(status, None, hdrs, raw=text.encode())
             limits, refused = self._spend(method, parts.path)
             if refused:
-                text = b"Number of allowed API requests per minute exceeded"
-                return _Reply(429, None, limits, raw=text)
+                refusal = b"Number of allowed API requests per minute exceeded"
+                return _Reply(429, None, limits, raw=refusal)
             for i, (m, prefix, action) in enumerate(self._before):
                 if m == method and parts.path.startswith(prefix):
                     del self._before[i]
