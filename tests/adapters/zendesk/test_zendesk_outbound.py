@@ -519,3 +519,26 @@ def test_other_4xx_is_permanent_with_zendesks_error_body(
     assert '"RecordInvalid"' in (exc.value.response or "")
     with pytest.raises(PermanentError, match="HTTP 404"):
         zd.close_ticket(replace(ticketed, ticket_id="424242"), event_id="e", maybe_applied=False)
+
+
+def test_the_bridges_own_user_is_looked_up_once_however_many_ask_at_once(
+    zd: ZendeskHelpdesk, fake: FakeZendesk
+) -> None:
+    """Hundreds of pumps asking at once each spent a request of the API budget on the same
+    users/me (174 in the budget benchmark's run)."""
+    import threading
+
+    barrier = threading.Barrier(20)
+    got: list[str] = []
+
+    def ask() -> None:
+        barrier.wait()
+        got.append(zd.api_user_id())
+
+    threads = [threading.Thread(target=ask) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(got)) == 1 and len(got) == 20
+    assert len(fake.calls("GET", "/api/v2/users/me")) == 1
