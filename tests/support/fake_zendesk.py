@@ -1098,13 +1098,16 @@ class FakeZendesk:
                 {**c, "attachments": [a for a in c["attachments"] if not a["inline"]]}
                 for c in items
             ]
-        if q.get("sort") == "-created_at" or q.get("sort_order") == "desc":
-            items.reverse()
-        users: list[Json] = []
-        if "users" in q.get("include", ""):
-            ids = {c["author_id"] for c in items}
-            users = [self.users[i] for i in ids if i in self.users]
-        if not any(k.startswith("page[") for k in q):
+        cursor = any(k.startswith("page[") for k in q)
+        # Documented: `sort` ("created_at" or "-created_at") with cursor pagination,
+        # `sort_order` ("asc" or "desc") with offset pagination; ascending by default.
+        if "sort" in q and q["sort"] not in ("created_at", "-created_at"):
+            raise _Error(400, "InvalidPaginationParameter", "sort is invalid")
+        if "sort_order" in q and q["sort_order"] not in ("asc", "desc"):
+            raise _Error(400, "InvalidPaginationParameter", "sort_order is invalid")
+        newest_first = q.get("sort") == "-created_at" if cursor else q.get("sort_order") == "desc"
+        items.sort(key=lambda c: (c["created_at"], c["id"]), reverse=newest_first)
+        if not cursor:
             out: Json = {
                 "comments": items,
                 "next_page": None,
@@ -1129,6 +1132,8 @@ class FakeZendesk:
                 return base64.urlsafe_b64encode(str(c["id"]).encode()).decode()
 
             base = f"{self.url}/api/v2/tickets/{t['id']}/comments.json?page[size]={size}"
+            if "sort" in q:
+                base += f"&sort={q['sort']}"
             out = {
                 "comments": page,
                 "meta": {
@@ -1141,8 +1146,10 @@ class FakeZendesk:
                     "prev": None,
                 },
             }
-        if users:
-            out["users"] = users
+        if "users" in q.get("include", ""):
+            # The authors of the comments on this page.
+            ids = {c["author_id"] for c in out["comments"]}
+            out["users"] = [self.users[i] for i in sorted(ids) if i in self.users]
         return _Reply(200, out)
 
     def _upload(self, q: dict[str, str], headers: dict[str, str], body: bytes) -> _Reply:
