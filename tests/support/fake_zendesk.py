@@ -19,19 +19,26 @@ every request time out for a while (`stall_for`, optionally applying writes befo
 silent, as an overloaded server may), to act just before a request is handled
 (`before_next`), records every request (`requests`) and every injected fault (`faults`),
 and lets a test act as an admin or agent (`add_group`, `set_group`, `agent_comment`,
-`assign`, `solve`). It can enforce the account's requests-per-minute limit in scaled time
-(`rate_limit`, off by default), answering 429 with Retry-After and the rate-limit headers.
+`assign`, `solve`). Like Zendesk, it runs the active triggers on every ticket creation and
+update, as the user who made it: a trigger whose conditions hold calls its webhook, which
+the fake records (`fired`) and, when a test sets `deliver` (`post_webhooks_to`), sends,
+signed, on a thread of its own. It evaluates the conditions `update_type`, `current_tags`
+and `current_user` (a user id); a condition on any other field never holds here. It can
+enforce the account's requests-per-minute limit in scaled time (`rate_limit`, off by
+default), answering 429 with Retry-After and the rate-limit headers.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import math
 import secrets
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,6 +149,11 @@ class FakeZendesk:
         self.webhooks: dict[str, Json] = {}
         self.signing_secrets: dict[str, str] = {}
         self.triggers: dict[int, Json] = {}
+        # The ids of the tickets whose update made a trigger call a webhook, one per call.
+        self.fired: list[int] = []
+        # Given the headers and body of each webhook call, on a thread (Zendesk calls
+        # webhooks asynchronously, after the update is answered).
+        self.deliver: Callable[[dict[str, str], bytes], None] | None = None
         self.groups: dict[int, Json] = {}
         self.members: dict[int, set[int]] = {}  # group id -> its agents' ids
         self._failures: list[tuple[int, float | None, bool]] = []
@@ -445,16 +457,22 @@ class FakeZendesk:
         if hook is not None and hook["status"] != "active":
             raise ValueError("Zendesk sends nothing through an inactive webhook")
         body = json.dumps({"ticket_id": str(ticket_id)}).encode()
+        wid = next(iter(self.webhooks), "01FAKE")
         if secret is None:
-            secret = next(iter(self.signing_secrets.values()), "")
-        stamp = _iso(self.clock() if at is None else at)
-        return {
-            "Content-Type": "application/json",
-            "X-Zendesk-Webhook-Id": next(iter(self.webhooks), "01FAKE"),
-            "X-Zendesk-Webhook-Invocation-Id": str(secrets.randbelow(10**12)),
-            "X-Zendesk-Webhook-Signature-Timestamp": stamp,
-            "X-Zendesk-Webhook-Signature": sign(secret, stamp, body),
-        }, body
+            secret = self.signing_secrets.get(wid, "")
+        return self._signed(wid, body, at=at, secret=secret), body
+
+    def post_webhooks_to(self, url: str) -> None:
+        """Send the webhook calls triggers make to `url` (a test's bridge), not to the
+        endpoint the webhook names; failures are left to the test to notice."""
+
+        def post(headers: dict[str, str], body: bytes) -> None:
+            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            # A refused call is the bridge's answer, for the test's own checks to see.
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(request, timeout=10).close()
+
+        self.deliver = post
 
     # -- internals ----------------------------------------------------------------------
     def _stalled(
@@ -539,11 +557,16 @@ class FakeZendesk:
             "attachments": atts,
         }
 
-    def _touch(self, t: Json, author_id: int, events: list[Json]) -> Json:
+    def _touch(
+        self, t: Json, author_id: int, events: list[Json], update_type: str = "Change"
+    ) -> Json:
+        """Record an update (`update_type` "Create" or "Change") made by `author_id`, the
+        ticket's updater, and run the triggers on it; returns its audit."""
         self._seq += 1
         t["_seq"] = self._seq
         t["updated_at"] = _iso(self.clock())
         t["_updated"] = self.clock()
+        self._run_triggers(t, author_id, update_type)
         return {
             "id": self._event_id(),
             "ticket_id": t["id"],
@@ -551,6 +574,58 @@ class FakeZendesk:
             "created_at": t["updated_at"],
             "events": events,
             "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+        }
+
+    def _run_triggers(self, t: Json, updater: int, update_type: str) -> None:
+        """Every active trigger, in order, whose conditions hold for this update calls the
+        webhooks its actions name (active ones only)."""
+        for trig in sorted(self.triggers.values(), key=lambda x: x["id"]):
+            conditions = trig.get("conditions") or {}
+            every = conditions.get("all") or []
+            some = conditions.get("any") or []
+            holds = [self._holds(c, t, updater, update_type) for c in every]
+            if not trig.get("active", True) or not all(holds):
+                continue
+            if some and not any(self._holds(c, t, updater, update_type) for c in some):
+                continue
+            for action in trig["actions"]:
+                if action.get("field") != "notification_webhook":
+                    continue
+                wid, template = action["value"]
+                hook = self.webhooks.get(wid)
+                if hook is None or hook["status"] != "active":
+                    continue
+                body = str(template).replace("{{ticket.id}}", str(t["id"])).encode()
+                self.fired.append(t["id"])
+                if self.deliver is not None:
+                    headers = self._signed(wid, body, secret=self.signing_secrets[wid])
+                    threading.Thread(target=self.deliver, args=(headers, body), daemon=True).start()
+
+    @staticmethod
+    def _holds(c: Json, t: Json, updater: int, update_type: str) -> bool:
+        """Whether a trigger condition holds for an update (the fields the fake knows)."""
+        field_name, op, value = c.get("field"), c.get("operator"), c.get("value")
+        if field_name == "update_type":
+            return (update_type == value) == (op == "is")
+        if field_name == "current_tags":
+            # The value lists tags separated by spaces: "includes" wants one of them.
+            found = bool(set(str(value).split()) & set(t["tags"]))
+            return found == (op == "includes")
+        if field_name == "current_user":
+            return (str(updater) == str(value)) == (op == "is")
+        return False
+
+    def _signed(
+        self, wid: str, body: bytes, *, secret: str, at: float | None = None
+    ) -> dict[str, str]:
+        """The headers of a webhook call, signed as Zendesk signs them."""
+        stamp = _iso(self.clock() if at is None else at)
+        return {
+            "Content-Type": "application/json",
+            "X-Zendesk-Webhook-Id": wid,
+            "X-Zendesk-Webhook-Invocation-Id": str(secrets.randbelow(10**12)),
+            "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+            "X-Zendesk-Webhook-Signature": sign(secret, stamp, body),
         }
 
     @staticmethod
@@ -1006,7 +1081,7 @@ class FakeZendesk:
         self.tickets[tid] = t
         events = [self._add_comment(t, c, c.get("author_id") or me, [])]
         events += [self._change("status", "new"), self._change("subject", t["subject"])]
-        audit = self._touch(t, me, events)
+        audit = self._touch(t, me, events, "Create")
         reply = {"ticket": self._public(t), "audit": audit}
         if key:
             self.idempotency[key] = (digest, reply, self.clock())
@@ -1087,13 +1162,16 @@ class FakeZendesk:
                 {**c, "attachments": [a for a in c["attachments"] if not a["inline"]]}
                 for c in items
             ]
-        if q.get("sort") == "-created_at" or q.get("sort_order") == "desc":
-            items.reverse()
-        users: list[Json] = []
-        if "users" in q.get("include", ""):
-            ids = {c["author_id"] for c in items}
-            users = [self.users[i] for i in ids if i in self.users]
-        if not any(k.startswith("page[") for k in q):
+        cursor = any(k.startswith("page[") for k in q)
+        # Documented: `sort` ("created_at" or "-created_at") with cursor pagination,
+        # `sort_order` ("asc" or "desc") with offset pagination; ascending by default.
+        if "sort" in q and q["sort"] not in ("created_at", "-created_at"):
+            raise _Error(400, "InvalidPaginationParameter", "sort is invalid")
+        if "sort_order" in q and q["sort_order"] not in ("asc", "desc"):
+            raise _Error(400, "InvalidPaginationParameter", "sort_order is invalid")
+        newest_first = q.get("sort") == "-created_at" if cursor else q.get("sort_order") == "desc"
+        items.sort(key=lambda c: (c["created_at"], c["id"]), reverse=newest_first)
+        if not cursor:
             out: Json = {
                 "comments": items,
                 "next_page": None,
@@ -1118,6 +1196,8 @@ class FakeZendesk:
                 return base64.urlsafe_b64encode(str(c["id"]).encode()).decode()
 
             base = f"{self.url}/api/v2/tickets/{t['id']}/comments.json?page[size]={size}"
+            if "sort" in q:
+                base += f"&sort={q['sort']}"
             out = {
                 "comments": page,
                 "meta": {
@@ -1130,8 +1210,10 @@ class FakeZendesk:
                     "prev": None,
                 },
             }
-        if users:
-            out["users"] = users
+        if "users" in q.get("include", ""):
+            # The authors of the comments on this page.
+            ids = {c["author_id"] for c in out["comments"]}
+            out["users"] = [self.users[i] for i in sorted(ids) if i in self.users]
         return _Reply(200, out)
 
     def _upload(self, q: dict[str, str], headers: dict[str, str], body: bytes) -> _Reply:
@@ -1258,6 +1340,7 @@ class FakeZendesk:
         t = data.get("trigger")
         if not isinstance(t, dict) or not t.get("title") or not t.get("actions"):
             raise _invalid("base", "Trigger: title, conditions and actions are required")
+        self._check_conditions(t.get("conditions"))
         for action in t["actions"]:
             if action.get("field") == "notification_webhook":
                 wid, payload = action["value"]
@@ -1270,6 +1353,29 @@ class FakeZendesk:
         trig = {"active": True, **t, "id": trid}
         self.triggers[trid] = trig
         return _Reply(201 if created else 200, {"trigger": trig})
+
+    def _check_conditions(self, conditions: Any) -> None:
+        """Conditions as the Triggers API documents them: `all` and `any`, lists of
+        {field, operator, value}; the operators and values of the fields the fake knows."""
+        if not isinstance(conditions, dict):
+            raise _invalid("conditions", "Conditions: are required")
+        known = {
+            "update_type": ("is", "is_not"),
+            "current_tags": ("includes", "not_includes"),
+            "current_user": ("is", "is_not"),
+        }
+        for c in (conditions.get("all") or []) + (conditions.get("any") or []):
+            if not isinstance(c, dict) or not isinstance(c.get("field"), str):
+                raise _invalid("conditions", "Conditions: each needs a field and an operator")
+            name, op, value = c["field"], c.get("operator"), c.get("value")
+            if name in known and op not in known[name]:
+                raise _invalid("conditions", f"Conditions: {op} is not an operator of {name}")
+            if name == "update_type" and value not in ("Create", "Change"):
+                raise _invalid("conditions", f"Conditions: {value} is not an update type")
+            if name == "current_user" and not (
+                str(value).isdigit() and int(str(value)) in self.users
+            ):
+                raise _invalid("conditions", f"Conditions: user {value} is invalid")
 
 
 class FileServer:

@@ -11,7 +11,7 @@ import pytest
 
 from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.storage import Store, User
-from tests.support.fake_zendesk import FakeZendesk
+from tests.support.fake_zendesk import API_USER_ID, FakeZendesk
 from workers.adapters.zendesk import ZendeskHelpdesk
 from workers.adapters.zendesk.client import ERROR_BODY_MAX, REDACTED, ZendeskClient, redact
 from workers.adapters.zendesk.config import ZendeskConfig
@@ -134,6 +134,42 @@ def test_setup_creates_webhook_and_trigger_once(make_settings: Any, fake: FakeZe
     assert len(fake.webhooks) == 1 and len(fake.triggers) == 1
     assert "already exists" in again
     assert not fake.calls("PUT", "/api/v2/triggers") and not fake.calls("PATCH", "/api/v2/")
+
+
+BRIDGE_UPDATES = {"field": "current_user", "operator": "is_not", "value": str(API_USER_ID)}
+
+
+def test_setup_repairs_a_trigger_that_fires_on_the_bridges_own_updates(
+    make_settings: Any, fake: FakeZendesk
+) -> None:
+    settings = make_settings()
+    setup(settings, "https://bridge.example.com")
+    [trigger] = fake.triggers.values()
+    assert BRIDGE_UPDATES in trigger["conditions"]["all"]
+    # As an earlier version of the bridge made it.
+    trigger["conditions"]["all"].remove(BRIDGE_UPDATES)
+    text = setup(settings, "https://bridge.example.com")
+    assert f"trigger {trigger['id']} updated" in text
+    [put] = fake.calls("PUT", "/api/v2/triggers/")
+    assert BRIDGE_UPDATES in put.json["trigger"]["conditions"]["all"]
+    assert BRIDGE_UPDATES in fake.triggers[trigger["id"]]["conditions"]["all"]
+    assert f"trigger {trigger['id']} already exists" in setup(
+        settings, "https://bridge.example.com"
+    )
+
+
+def test_the_fake_refuses_a_trigger_on_an_unknown_updater(
+    make_settings: Any, store: Store, fake: FakeZendesk
+) -> None:
+    setup(make_settings(), "https://bridge.example.com")
+    [trigger] = fake.triggers.values()
+    wrong = {**BRIDGE_UPDATES, "value": "999999"}
+    body = {"trigger": {**trigger, "conditions": {"all": [wrong], "any": []}}}
+    with pytest.raises(PermanentError) as caught:
+        ZendeskHelpdesk(make_settings(), store).client.call(
+            "PUT", f"/api/v2/triggers/{trigger['id']}", what="t", body=body
+        )
+    assert caught.value.status == 422
 
 
 def test_setup_repoints_a_moved_bridge(make_settings: Any, fake: FakeZendesk) -> None:

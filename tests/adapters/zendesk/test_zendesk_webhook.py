@@ -3,13 +3,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from bridge.errors import WebhookRejected
+from bridge.storage import Conversation, Store, User
 from tests.support.fake_zendesk import FakeZendesk
+from workers.adapters.base import AgentMessage, Author, OutboundMessage
 from workers.adapters.zendesk import ZendeskHelpdesk
+from workers.adapters.zendesk.setup import setup
 from workers.adapters.zendesk.webhook import sign, verify
 
 SECRET = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0"
@@ -120,3 +124,42 @@ def test_adapter_verifies_with_its_secret_and_a_replay_is_harmless(
     stale_headers, stale_body = fake.webhook_request(42, secret=SECRET, at=time.time() - 600)
     with pytest.raises(WebhookRejected):
         zd.verify_webhook(stale_headers, stale_body)
+
+
+def test_an_agent_reply_costs_two_requests_and_the_bridges_own_writes_none(
+    make_settings: Callable[..., Any], store: Store, fake: FakeZendesk, ticketed: Conversation
+) -> None:
+    setup(make_settings(), "https://bridge.example.com")
+    secret = next(iter(fake.signing_secrets.values()))
+    zd = ZendeskHelpdesk(make_settings(ZENDESK_WEBHOOK_SECRET=secret), store)
+    calls: list[tuple[dict[str, str], bytes]] = []
+    fake.deliver = lambda headers, body: calls.append((headers, body))
+    cursor = zd.changes_since(ticketed, "").cursor
+    tid = int(str(ticketed.ticket_id))
+
+    # The bridge writes the end user's and the bot's messages: no doorbell rings.
+    ann = User(id="u_1", name="Ann")
+    ann = replace(ann, helpdesk_id=zd.upsert_user(ann, maybe_applied=False))
+    # Written as the end user, but through the bridge's credentials: the bridge's update.
+    for author in (Author("end_user", ann), Author("bot")):
+        m = OutboundMessage(event_id="e", message_type="text", payload={"text": "hi"}, at=0.0)
+        zd.append_messages(ticketed, author, [m], maybe_applied=False)
+    assert fake.calls("PUT", f"/api/v2/tickets/{tid}") and fake.fired == []
+
+    # An agent's reply rings it once; the wake-up it causes costs two requests.
+    fake.agent_comment(tid, fake.add_agent("Sam"), "Hello from Sam")
+    assert fake.fired == [tid]
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)  # Zendesk calls webhooks on a thread of its own
+    [(headers, body)] = calls
+    assert zd.verify_webhook(headers, body) == [str(tid)]
+    fake.requests.clear()
+    changes = zd.changes_since(ticketed, cursor)
+    assert [i.payload for i in changes.items if isinstance(i, AgentMessage)] == [
+        {"text": "Hello from Sam"}
+    ]
+    assert [(r.method, r.path) for r in fake.requests] == [
+        ("GET", f"/api/v2/tickets/{tid}"),
+        ("GET", f"/api/v2/tickets/{tid}/comments"),
+    ]

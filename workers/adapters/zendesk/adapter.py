@@ -487,12 +487,13 @@ class ZendeskHelpdesk(Helpdesk):
         tid = self._ticket_id(conv)
         cur = Cursor.parse(cursor)
         ticket, users = self._ticket(tid)
-        comments, comment_users = self._comments(tid)
+        comments, comment_users, whole = self._comments(tid, cur.comment_id)
         users.update(comment_users)
         me = self.api_user_id()
         written = self.state.written(tid)
         requester = str(ticket.get("requester_id") or "")
-        first_id = comments[0]["id"] if comments else 0
+        # Only a read that went back to the start holds the ticket's first comment.
+        first_id = comments[0]["id"] if comments and whole else 0
 
         items: list[Change] = []
         assignee = str(ticket.get("assignee_id") or "")
@@ -500,7 +501,7 @@ class ZendeskHelpdesk(Helpdesk):
             items.append(AgentAssigned(agent_id=assignee, agent_name=_name(users, assignee)))
 
         last = cur.comment_id
-        flagged: list[Json] = []  # on any agent comment, read before or now
+        flagged: list[Json] = []  # on the agents' comments read now
         for c in comments:
             cid = c["id"]
             author = str(c.get("author_id") or "")
@@ -589,9 +590,10 @@ class ZendeskHelpdesk(Helpdesk):
         """Tell the agents, in an internal note, which attachments were held back; the
         ids of the comments written.
 
-        Each attachment is named in one note: the notes already on the ticket (the bridge's
-        user's internal comments, read with the others) say which were named before, so a
-        repeated read writes nothing and a note that failed is written by the next read.
+        Each attachment is named in one note. A note comes after the comment it names, so
+        a read that holds the comment holds the note too (the bridge's user's internal
+        comments are read with the others) and writes nothing again. A note that failed is
+        kept in Redis and written by the next read, which may not read the comment again.
         """
         me = self.api_user_id()
         noted: set[int] = set()
@@ -600,10 +602,18 @@ class ZendeskHelpdesk(Helpdesk):
             mine = str(c.get("author_id")) == me and not c.get("public", True)
             if mine and body.startswith(MALWARE_NOTE):
                 noted.update(int(i) for i in _NOTED.findall(body))
-        new = [a for a in flagged if isinstance(a.get("id"), int) and a["id"] not in noted]
-        if not new or ticket.get("status") == "closed":  # a closed ticket takes no notes
+        due = self.state.malware_notes_due(tid)
+        named: dict[int, str] = {i: name for i, name in due.items() if i not in noted}
+        for a in flagged:
+            if isinstance(a.get("id"), int) and a["id"] not in noted:
+                named.setdefault(a["id"], str(a.get("file_name") or ""))
+        if ticket.get("status") == "closed":  # a closed ticket takes no notes
+            self.state.malware_noted(tid, due)
             return []
-        lines = [f"{a.get('file_name') or 'a file'} (attachment {a['id']})" for a in new]
+        self.state.malware_noted(tid, [i for i in due if i not in named])
+        if not named:
+            return []
+        lines = [f"{name or 'a file'} (attachment {i})" for i, name in named.items()]
         note = {"comment": {"body": "\n".join([MALWARE_NOTE, *lines]), "public": False}}
         try:
             data = self.client.call(
@@ -612,7 +622,9 @@ class ZendeskHelpdesk(Helpdesk):
         except DeliveryError as exc:
             # The agent's other messages go on; the next read of this ticket tries again.
             log.warning("zendesk: malware note not written (%s)", exc.reason)
+            self.state.hold_malware_note(tid, named)
             return []
+        self.state.malware_noted(tid, named)
         return self._remember_audit(tid, data)
 
     def _ticket(self, tid: str) -> tuple[Json, dict[str, Json]]:
@@ -624,16 +636,24 @@ class ZendeskHelpdesk(Helpdesk):
             raise TransientError("Zendesk show ticket: no ticket in the answer")
         return ticket, _users(data)
 
-    def _comments(self, tid: str) -> tuple[list[Json], dict[str, Json]]:
-        """Every comment of the ticket, oldest first, with the users who wrote them."""
+    def _comments(self, tid: str, since: int) -> tuple[list[Json], dict[str, Json], bool]:
+        """The ticket's comments after comment `since` (0: all), oldest first, with the
+        users who wrote them, and whether the read went back to the ticket's first comment.
+
+        Read newest first, down to the page that shows a comment at or before `since`: a
+        wake-up costs one request however long the ticket is. That page's older comments
+        come along too; the caller passes over them.
+        """
         comments: list[Json] = []
         users: dict[str, Json] = {}
         # Inline images (pasted into the text) are left out of `attachments` unless asked for.
         params: dict[str, str | int] = {
             "page[size]": COMMENTS_PAGE,
+            "sort": "-created_at",
             "include": "users",
             "include_inline_images": "true",
         }
+        whole = False
         for _ in range(MAX_COMMENT_PAGES):
             data = self.client.call(
                 "GET",
@@ -641,15 +661,25 @@ class ZendeskHelpdesk(Helpdesk):
                 what="Zendesk list comments",
                 params=params,
             )
-            comments += [c for c in data.get("comments") or [] if isinstance(c.get("id"), int)]
+            page = [c for c in data.get("comments") or [] if isinstance(c.get("id"), int)]
+            comments += page
             users.update(_users(data))
             meta = data.get("meta") or {}
             after = meta.get("after_cursor")
-            if not meta.get("has_more") or not after:
+            whole = not meta.get("has_more") or not after
+            # Ids grow with time (the cursor relies on it): what follows is older still.
+            if whole or (since and any(c["id"] <= since for c in page)):
                 break
             params = {**params, "page[after]": str(after)}
+        else:
+            log.warning(
+                "zendesk: ticket %s: over %d comments since the last read; the older are skipped",
+                tid,
+                COMMENTS_PAGE * MAX_COMMENT_PAGES,
+                extra={"ticket": tid},
+            )
         comments.sort(key=lambda c: (str(c.get("created_at") or ""), c["id"]))
-        return comments, users
+        return comments, users, whole
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         return webhook.verify(headers, body, secret=self.config.webhook_secret, now=self.clock())

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from bridge.errors import PermanentError
 from bridge.storage import Store
 from workers.adapters.zendesk.adapter import TAG, budget_of
 from workers.adapters.zendesk.client import Json, ZendeskClient
@@ -98,7 +99,7 @@ def _described(hook: Json, changed: Json) -> str:
     return "; ".join(parts)
 
 
-def _trigger_fields(webhook_id: str) -> Json:
+def _trigger_fields(webhook_id: str, api_user_id: str) -> Json:
     return {
         "title": TRIGGER_TITLE,
         "active": True,
@@ -107,6 +108,9 @@ def _trigger_fields(webhook_id: str) -> Json:
             "all": [
                 {"field": "update_type", "operator": "is", "value": "Change"},
                 {"field": "current_tags", "operator": "includes", "value": TAG},
+                # The bridge's own updates (its comments, its solve) are no news to it, and
+                # each doorbell costs two reads of the account's API budget.
+                {"field": "current_user", "operator": "is_not", "value": api_user_id},
             ],
             "any": [],
         },
@@ -114,8 +118,26 @@ def _trigger_fields(webhook_id: str) -> Json:
     }
 
 
-def _trigger(client: ZendeskClient, webhook_id: str) -> str:
-    wanted = _trigger_fields(webhook_id)
+def _conditions(trigger: Json) -> list[str]:
+    """A trigger's `all` conditions, comparable whatever their order or the type of a value."""
+    found = (trigger.get("conditions") or {}).get("all") or []
+    return sorted(
+        json.dumps([c.get("field"), c.get("operator"), str(c.get("value"))])
+        for c in found
+        if isinstance(c, dict)
+    )
+
+
+def _api_user_id(client: ZendeskClient) -> str:
+    """The id of the Zendesk user the bridge's credentials act as."""
+    user = client.call("GET", "/api/v2/users/me", what="Zendesk users/me").get("user") or {}
+    if not user.get("id"):
+        raise PermanentError("Zendesk users/me: the credentials map to no user")
+    return str(user["id"])
+
+
+def _trigger(client: ZendeskClient, webhook_id: str, api_user_id: str) -> str:
+    wanted = _trigger_fields(webhook_id, api_user_id)
     data = client.call(
         "GET",
         "/api/v2/triggers/search",
@@ -127,7 +149,7 @@ def _trigger(client: ZendeskClient, webhook_id: str) -> str:
             continue
         tid = str(trig["id"])
         same = trig.get("actions") == wanted["actions"] and trig.get("active") is True
-        if same and trig.get("conditions", {}).get("all") == wanted["conditions"]["all"]:
+        if same and _conditions(trig) == _conditions(wanted):
             return f"trigger {tid} already exists"
         client.call(
             "PUT",
@@ -160,14 +182,16 @@ def setup(settings: Settings, public_base_url: str) -> str:
     )
     endpoint = f"{public_base_url.rstrip('/')}/webhooks/zendesk"
     webhook_id, hook_note = _webhook(client, endpoint)
-    trigger_note = _trigger(client, webhook_id)
+    me = _api_user_id(client)
+    trigger_note = _trigger(client, webhook_id, me)
     secret = client.call(
         "GET", f"/api/v2/webhooks/{webhook_id}/signing_secret", what="Zendesk signing secret"
     )["signing_secret"]["secret"]
     lines = [
         f"Zendesk at {config.base_url}:",
         f"  - {hook_note}",
-        f"  - {trigger_note} (fires on updates of tickets tagged {TAG})",
+        f"  - {trigger_note} (fires on updates of tickets tagged {TAG}, but for those made "
+        f"by the bridge's own user {me})",
         "",
         "Set this in the bridge's environment (web process), then restart it:",
         f"  ZENDESK_WEBHOOK_SECRET={secret}",
@@ -238,7 +262,9 @@ def authorize(settings: Settings, store: Store, code: str, redirect_uri: str) ->
     if state.api_user_id() not in (None, str(user.get("id"))):
         state.forget_api_user_id()
         lines.append(
-            "The bridge acted as another Zendesk user before: restart the worker processes."
+            "The bridge acted as another Zendesk user before: restart the worker processes, "
+            "and run `hitl-bridge zendesk setup` again (its trigger ignores the updates of the "
+            "bridge's user, by id)."
         )
     else:
         lines.append(

@@ -4,6 +4,8 @@ Keys, under `P:adapter:zendesk:` (bridge/storage.py lists every prefix):
 
     written:<tid>  set     ids of the comments the bridge itself wrote on a ticket (expires)
     closed:<tid>   string  the bridge solved the ticket itself (expires)
+    malware:<tid>  hash    attachment id -> file name: attachments held back for malware
+                           that no internal note names yet (its write failed; expires)
     me             string  the id of the Zendesk user the bridge authenticates as (a day)
     export         string  the incremental ticket export's cursor (polling)
     private_attachments
@@ -154,6 +156,25 @@ class AdapterState:
         return {
             int(i) for i in cast(set[str], self.redis.smembers(self._key("written", ticket_id)))
         }
+
+    def hold_malware_note(self, ticket_id: str, attachments: Mapping[int, str]) -> None:
+        """Attachments an internal note must still name (the note was not written)."""
+        if not attachments:
+            return
+        key = self._key("malware", ticket_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, mapping={str(k): v for k, v in attachments.items()})
+        pipe.expire(key, TTL_SECONDS)
+        pipe.execute()
+
+    def malware_notes_due(self, ticket_id: str) -> dict[int, str]:
+        raw = cast(dict[str, str], self.redis.hgetall(self._key("malware", ticket_id)))
+        return {int(k): v for k, v in raw.items() if k.isdigit()}
+
+    def malware_noted(self, ticket_id: str, attachment_ids: Iterable[int]) -> None:
+        ids = [str(i) for i in attachment_ids]
+        if ids:
+            self.redis.hdel(self._key("malware", ticket_id), *ids)
 
     def mark_closed_by_bridge(self, ticket_id: str) -> None:
         self.redis.set(self._key("closed", ticket_id), "1", ex=TTL_SECONDS)
