@@ -75,8 +75,9 @@ def kind(method: str, path: str, query: dict[str, str]) -> str:
     if len(seg) == 2 and seg[0] == "tickets" and seg[1].isdigit():
         return {"PUT": "add comment", "GET": "show ticket"}.get(method, "other ticket")
     if len(seg) == 3 and seg[2] == "comments":
-        # The newest-first read is a delivery checking what an earlier try wrote.
-        return "recheck comments" if query.get("sort") == "-created_at" else "list comments"
+        # A recheck after an unsure send reads the author's latest comment; a wake-up reads
+        # new comments with their inline images.
+        return "list comments" if "include_inline_images" in query else "recheck comments"
     return "other"
 
 

@@ -95,6 +95,9 @@ def test_a_nearly_spent_window_waits_for_its_reset(redis: fakeredis.FakeRedis) -
     assert b.spend(max_wait=60) == 0.0  # plenty left: nothing held
     b.observe(200, {"ratelimit-remaining": "2", "ratelimit-reset": "12"})
     assert b.spend(max_wait=60) == pytest.approx(12)
+    # Without the reset (Zendesk sends it on list endpoints only): a few turns, not a minute.
+    b.observe(200, {"x-rate-limit-remaining": "0"})
+    assert b.spend(max_wait=60) == pytest.approx(4 * 0.5)
 
 
 def test_a_lower_announced_limit_wins_a_higher_one_is_ignored(

@@ -118,9 +118,12 @@ class Budget:
             headers.get("x-rate-limit-remaining") or headers.get("ratelimit-remaining")
         )
         if remaining is not None and remaining <= KEEP_IN_HAND:
-            # Zendesk's window is a minute; `ratelimit-reset` says when it rolls over.
+            # `ratelimit-reset` (list endpoints only) says when the window rolls over;
+            # without it, slow down a few turns rather than stop for a whole minute: if
+            # that is not enough, the 429 that follows names the exact wait.
             reset = _number(headers.get("ratelimit-reset"))
-            until = now + (reset if reset is not None else 60.0)
+            turn = 60.0 / (announced or self.per_minute)
+            until = now + (reset if reset is not None else (KEEP_IN_HAND + 1 - remaining) * turn)
         if status == 429:
             after = _number(headers.get("retry-after"))
             until = max(until, now + (after if after is not None else 60.0))
