@@ -246,9 +246,8 @@ class Client:
         if origin.absolute and origin.proxy:
             headers = {**headers, **origin.proxy[2]}  # plain http: the proxy reads each request
         conn = origin.take(timeout)
+        resp = _exchange(conn, method, target, body, headers, timeout)
         try:
-            conn.request(method, target, body=body, headers=headers)
-            resp = conn.getresponse()
             data = resp.read()
         except TimeoutError as exc:
             conn.close()
@@ -311,21 +310,33 @@ class Client:
         if origin.absolute and origin.proxy:
             hdrs.update(origin.proxy[2])
         conn = origin.connect(timeout)
-        try:
-            conn.request("GET", target, headers=hdrs)
-            resp = conn.getresponse()
-        except TimeoutError as exc:
-            conn.close()
-            raise ReadTimeout(f"no answer within {timeout:g}s") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise Dropped(f"{type(exc).__name__}: {exc}") from exc
+        resp = _exchange(conn, "GET", target, None, hdrs, timeout)
 
         def close() -> None:
             resp.close()
             conn.close()
 
         return Streamed(resp.status, resp.getheaders(), resp.read1, close)
+
+
+def _exchange(
+    conn: http.client.HTTPConnection,
+    method: str,
+    target: str,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> http.client.HTTPResponse:
+    """Send the request and read the answer's head; the connection is closed on failure."""
+    try:
+        conn.request(method, target, body=body, headers=dict(headers))
+        return conn.getresponse()
+    except TimeoutError as exc:
+        conn.close()
+        raise ReadTimeout(f"no answer within {timeout:g}s") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise Dropped(f"{type(exc).__name__}: {exc}") from exc
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
