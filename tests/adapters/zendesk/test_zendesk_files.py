@@ -55,6 +55,12 @@ def sent(zd: ZendeskHelpdesk, conv: Conversation) -> list[AgentMessage]:
     return [i for i in zd.changes_since(conv, "").items if isinstance(i, AgentMessage)]
 
 
+def attach(fake: FakeZendesk, conv: Conversation, *files_: tuple[str, str, bytes]) -> int:
+    """An agent comments on the conversation's ticket with `files_` (a.txt by default)."""
+    chosen = list(files_) or [("a.txt", "text/plain", b"a")]
+    return fake.agent_comment(conv.ticket_id, fake.add_agent("Sam"), "x", attachments=chosen)
+
+
 def path(url: str) -> str:
     assert url.startswith(f"{BASE}/files/")
     return url.removeprefix(BASE)
@@ -106,12 +112,7 @@ def test_the_account_setting_is_read_once_and_public_accounts_keep_zendesks_link
 def test_without_public_base_url_files_go_as_zendesk_links_and_check_says_why(
     zd: ZendeskHelpdesk, private: FakeZendesk, ticketed: Conversation
 ) -> None:
-    private.agent_comment(
-        ticketed.ticket_id,
-        private.add_agent("Sam"),
-        "x",
-        attachments=[("a.txt", "text/plain", b"a")],
-    )
+    attach(private, ticketed)
     assert sent(zd, ticketed)[1].payload["fileUrl"].startswith(f"{private.url}/attachments/")
     problems = zd.check()
     assert len(problems) == 1
@@ -124,12 +125,7 @@ def test_without_public_base_url_files_go_as_zendesk_links_and_check_says_why(
 def test_forged_altered_and_expired_links_are_json_404_and_410(
     pzd: ZendeskHelpdesk, private: FakeZendesk, ticketed: Conversation, web: FlaskClient
 ) -> None:
-    private.agent_comment(
-        ticketed.ticket_id,
-        private.add_agent("Sam"),
-        "x",
-        attachments=[("a.txt", "text/plain", b"a")],
-    )
+    attach(private, ticketed)
     good = path(sent(pzd, ticketed)[1].payload["fileUrl"])
     aid, expires, sig = good.removeprefix("/files/").split(".")
     other = Settings.from_env(
@@ -166,12 +162,7 @@ def test_links_outlive_a_secret_rotation(
     ticketed: Conversation,
 ) -> None:
     old = make_settings(PUBLIC_BASE_URL=BASE)
-    private.agent_comment(
-        ticketed.ticket_id,
-        private.add_agent("Sam"),
-        "x",
-        attachments=[("a.txt", "text/plain", b"a")],
-    )
+    attach(private, ticketed)
     url = sent(ZendeskHelpdesk(old, store), ticketed)[1].payload["fileUrl"]
     rotated = make_settings(
         PUBLIC_BASE_URL=BASE,
@@ -186,12 +177,7 @@ def test_links_outlive_a_secret_rotation(
 def test_files_deleted_or_flagged_since_are_gone_and_unknown_ones_not_found(
     pzd: ZendeskHelpdesk, private: FakeZendesk, ticketed: Conversation, web: FlaskClient
 ) -> None:
-    cid = private.agent_comment(
-        ticketed.ticket_id,
-        private.add_agent("Sam"),
-        "x",
-        attachments=[("a.txt", "text/plain", b"a"), ("b.txt", "text/plain", b"b")],
-    )
+    cid = attach(private, ticketed, ("a.txt", "text/plain", b"a"), ("b.txt", "text/plain", b"b"))
     first, second = (path(m.payload["fileUrl"]) for m in sent(pzd, ticketed)[1:])
     private.scan(cid, "malware_found", "a.txt")
     private.attachments[max(private.attachments)]["deleted"] = True
@@ -212,12 +198,7 @@ def test_files_over_the_size_cap_are_not_relayed(
 ) -> None:
     settings = make_settings(PUBLIC_BASE_URL=BASE, ZENDESK_MAX_ATTACHMENT_BYTES="1000")
     zd = ZendeskHelpdesk(settings, store)
-    private.agent_comment(
-        ticketed.ticket_id,
-        private.add_agent("Sam"),
-        "x",
-        attachments=[("big.bin", "x/y", b"b" * 1001)],
-    )
+    attach(private, ticketed, ("big.bin", "x/y", b"b" * 1001))
     assert sent(zd, ticketed)[1].payload["fileUrl"].startswith(private.url)  # linked instead
     web = create_app(runtime=Runtime(settings, store, zd, NoTasks())).test_client()
     answer = web.get(path(files.link(settings, max(private.attachments), now=time.time(), ttl=60)))
@@ -227,12 +208,7 @@ def test_files_over_the_size_cap_are_not_relayed(
 def test_a_zendesk_outage_is_a_json_502_and_frees_the_slot(
     pzd: ZendeskHelpdesk, private: FakeZendesk, ticketed: Conversation, web: FlaskClient
 ) -> None:
-    private.agent_comment(
-        ticketed.ticket_id,
-        private.add_agent("Sam"),
-        "x",
-        attachments=[("a.txt", "text/plain", b"a")],
-    )
+    attach(private, ticketed)
     url = path(sent(pzd, ticketed)[1].payload["fileUrl"])
     private.fail_next(files.RELAYS + 1, 503)
     for _ in range(files.RELAYS + 1):
@@ -255,12 +231,7 @@ def test_the_link_settings_are_checked(make_settings: Callable[..., Any]) -> Non
 def test_answers_whose_body_is_never_read_free_their_slot(
     pzd: ZendeskHelpdesk, private: FakeZendesk, ticketed: Conversation, web: FlaskClient
 ) -> None:
-    private.agent_comment(
-        ticketed.ticket_id,
-        private.add_agent("Sam"),
-        "x",
-        attachments=[("a.txt", "text/plain", b"a")],
-    )
+    attach(private, ticketed)
     url = path(sent(pzd, ticketed)[1].payload["fileUrl"])
     for _ in range(files.RELAYS + 1):
         answer = web.head(url)
