@@ -49,11 +49,11 @@ from typing import Any
 import requests
 
 from bridge.config import Settings
+from bridge.helpdesks.base import Author, HistoryMessage, OutboundMessage, TicketRequest
+from bridge.helpdesks.inbox import InboxHelpdesk
+from bridge.helpdesks.inbox.agents import Agents
+from bridge.helpdesks.inbox.login import COOKIE
 from bridge.storage import Conversation, Store, User
-from workers.adapters.base import Author, HistoryMessage, OutboundMessage, TicketRequest
-from workers.adapters.inbox import InboxHelpdesk
-from workers.adapters.inbox.agents import Agents
-from workers.adapters.inbox.login import COOKIE
 
 PASSWORD = "bench-console-password"
 #: console.js: how often a console asks /console/live, and when it redraws anyway.

@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 from bridge import events as ev  # noqa: E402
 from bridge.config import Settings  # noqa: E402
+from bridge.helpdesks import load  # noqa: E402
+from bridge.helpdesks.base import Changes, Helpdesk  # noqa: E402
 from bridge.storage import Conversation, Store, User  # noqa: E402
 from tests.support.fake_botpress import FakeBotpress  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from workers import drain  # noqa: E402
-from workers.adapters import load  # noqa: E402
-from workers.adapters.base import Changes, Helpdesk  # noqa: E402
 from workers.botpress import Botpress  # noqa: E402
 from workers.context import Context  # noqa: E402
 from workers.retry import RetryPolicy  # noqa: E402

@@ -244,7 +244,7 @@ SIDES = {
 def bench_ingress(env: Env, seconds: float, connections: int, consoles: int = 50) -> None:
     print("ingress: botSendsMessage through the Procfile's web vs a trivial Flask route")
     p_bridge, p_trivial, p_live = free_port(), free_port(), free_port()
-    live_cmd = "python -m workers.adapters.inbox.live --host 127.0.0.1"
+    live_cmd = "python -m bridge.helpdesks.inbox.live --host 127.0.0.1"
     with (
         running(gunicorn(env, "web", "bridge", p_bridge)),
         running(gunicorn(env, "trivial", "benchmarks.trivial_app:app", p_trivial)),

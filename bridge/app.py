@@ -18,12 +18,12 @@ from bridge.web.lane import MessageLane
 
 def build_runtime(settings: Settings) -> Runtime:
     """Storage, helpdesk adapter and task publisher for a web or CLI process."""
-    from workers import adapters
-    from workers.celery_app import CeleryDispatch, make_celery
+    from bridge import helpdesks
+    from bridge.publisher import CeleryDispatch, broker_app
 
     store = Store.from_settings(settings)
     return Runtime(
-        settings, store, adapters.load(settings, store), CeleryDispatch(make_celery(settings))
+        settings, store, helpdesks.load(settings, store), CeleryDispatch(broker_app(settings))
     )
 
 

@@ -32,7 +32,7 @@ def _runtime(args: argparse.Namespace) -> Any:
 # -- check ------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate configuration, reach Redis, and verify the helpdesk's credentials."""
-    from workers.adapters import settings_or_exit
+    from bridge.helpdesks import settings_or_exit
 
     settings = settings_or_exit()
     rt = _runtime(args)
@@ -44,11 +44,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     print(_connections(rt.store, settings))
     if settings.celery_broker_url:
-        from workers.celery_app import make_celery
+        from bridge.publisher import broker_app
 
         where = settings.broker_url.split("@")[-1]
         try:
-            with make_celery(settings).connection_for_write() as conn:
+            with broker_app(settings).connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=5)
             print(f"celery broker: ok ({where})")
         except Exception as exc:
@@ -89,7 +89,7 @@ def _connections(store: Store, settings: Settings) -> str:
 def _inbox_runtime(args: argparse.Namespace) -> Any:
     """The runtime when HELPDESK=inbox (the inbox and agents commands need it), else None,
     having said so."""
-    from workers.adapters.inbox import InboxHelpdesk
+    from bridge.helpdesks.inbox import InboxHelpdesk
 
     rt = _runtime(args)
     if not isinstance(rt.helpdesk, InboxHelpdesk):
@@ -104,7 +104,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     rt = _inbox_runtime(args)
     if rt is None:
         return 2
-    from workers.adapters.inbox.desk import Desk
+    from bridge.helpdesks.inbox.desk import Desk
 
     desk = Desk(rt.store)
     if args.action == "list":
@@ -147,7 +147,7 @@ def _new_password(args: argparse.Namespace) -> str:
 
 def cmd_agents(args: argparse.Namespace) -> int:
     """The inbox's agents, who sign in to its console: add, list, remove, password."""
-    from workers.adapters.inbox.agents import AgentError, Agents
+    from bridge.helpdesks.inbox.agents import AgentError, Agents
 
     rt = _inbox_runtime(args)
     if rt is None:
@@ -234,7 +234,7 @@ def cmd_conversations(args: argparse.Namespace) -> int:
 def cmd_zendesk(args: argparse.Namespace) -> int:
     """Zendesk set-up: the bridge's OAuth authorization (`authorize`), and the webhook and
     trigger that ring the bridge's doorbell (`setup`, idempotent)."""
-    from workers.adapters.zendesk.setup import setup
+    from bridge.helpdesks.zendesk.setup import setup
 
     settings = Settings.from_env()
     if args.action == "authorize":
@@ -249,9 +249,9 @@ def _zendesk_authorize(args: argparse.Namespace, settings: Settings) -> int:
     import secrets
 
     from bridge.errors import DeliveryError
-    from workers.adapters.zendesk.config import ZendeskConfig, redirect_uri_problem
-    from workers.adapters.zendesk.oauth import authorize_url
-    from workers.adapters.zendesk.setup import authorize, code_from
+    from bridge.helpdesks.zendesk.config import ZendeskConfig, redirect_uri_problem
+    from bridge.helpdesks.zendesk.oauth import authorize_url
+    from bridge.helpdesks.zendesk.setup import authorize, code_from
 
     config = ZendeskConfig.from_environ(settings.environ)
     if config.auth != "oauth_client":
@@ -307,7 +307,7 @@ def _dev_agent(settings: Settings) -> None:
     makes a `demo` agent and prints its password (once); later runs name the agents."""
     import secrets
 
-    from workers.adapters.inbox.agents import Agents
+    from bridge.helpdesks.inbox.agents import Agents
 
     try:
         agents = Agents(Store.from_settings(settings))

@@ -316,7 +316,7 @@ class Settings:
     console_file_ttl: float = DEFAULT_CONSOLE_FILE_TTL
     # PLAYGROUND=1: the web process plays Botpress at /playground/ (bridge/playground/).
     playground: bool = False
-    # The live process (workers/adapters/inbox/live.py): the port it listens on, and where
+    # The live process (bridge/helpdesks/inbox/live.py): the port it listens on, and where
     # console pages open its event stream ('' = CONSOLE_EVENTS_URL=off: pages poll the web).
     live_port: int = 8001
     console_events_url: str = "/console/events"

@@ -37,7 +37,7 @@ if _OWN_METRICS_DIR:
 
 def on_starting(server: Any) -> None:
     """Refuse to start on invalid configuration, one line per problem."""
-    from workers.adapters import settings_or_exit
+    from bridge.helpdesks import settings_or_exit
 
     settings_or_exit(json_lines=True)
     # Counters left by a previous run would be added to this one's.

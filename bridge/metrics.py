@@ -48,7 +48,7 @@ web_log = logging.getLogger("hitl.web")
 #: Streams looked at per scrape, and per Lua call.
 SCAN_CAP = 10_000
 SCAN_CHUNK = 500
-#: The Celery queue drain tasks wait in (a Redis list of that name): workers/celery_app.py.
+#: The Celery queue drain tasks wait in (a Redis list of that name): bridge/publisher.py.
 BROKER_QUEUE = "hitl"
 
 # -- counted by the web process ---------------------------------------------------------

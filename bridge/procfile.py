@@ -23,7 +23,7 @@ INSTALLED = {
     "--without-gossip --without-mingle --hostname=worker.$$@%h",
     "beat": "celery -A workers.worker --quiet beat --loglevel=WARNING",
     "flower": "python -m workers.flower",
-    "live": "python -m workers.adapters.inbox.live",
+    "live": "python -m bridge.helpdesks.inbox.live",
 }
 
 

@@ -15,13 +15,13 @@ from bridge.config import Settings
 from bridge.storage import Store
 
 if TYPE_CHECKING:
-    from workers.adapters.base import Helpdesk
+    from bridge.helpdesks.base import Helpdesk
 
 log = logging.getLogger("hitl.runtime")
 
 
 class Dispatch(Protocol):
-    """Starts Celery tasks (workers/celery_app.py); tests record instead."""
+    """Starts Celery tasks (bridge/publisher.py); tests record instead."""
 
     def drain(self, stream: str, countdown: float) -> None:
         """Drain `stream` after `countdown` seconds (a retry that is due soon)."""

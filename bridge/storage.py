@@ -38,8 +38,8 @@ Key layout (`P` is REDIS_KEY_PREFIX, default `hb`; streams are named in bridge/e
                         string  a verified helpdesk webhook delivery already rung (expires
                                 after WEBHOOK_MEMORY seconds): its retries ring nothing new
     P:adapter:<name>:*  any     owned by that helpdesk adapter; the inbox lists its keys in
-                                workers/adapters/inbox/timeline.py (tickets, agents, files),
-                                Zendesk in workers/adapters/zendesk/state.py (cursors, OAuth
+                                bridge/helpdesks/inbox/timeline.py (tickets, agents, files),
+                                Zendesk in bridge/helpdesks/zendesk/state.py (cursors, OAuth
                                 token pairs)
 
   PLAYGROUND=1 only (bridge/playground/store.py; each expires 7 days after its last write;

@@ -6,9 +6,9 @@ from typing import Any
 from urllib.parse import quote
 
 from bridge import events as ev
+from bridge import http_client as http
 from bridge.config import Settings
 from bridge.errors import PermanentError, TransientError
-from workers import http
 
 # Event kind -> webhook route and the body fields it carries.
 ROUTES = {

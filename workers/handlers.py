@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from bridge import events as ev
 from bridge.errors import PermanentError
 from bridge.events import Event
-from bridge.storage import Conversation, Head, User
-from workers.adapters.base import (
+from bridge.helpdesks.base import (
     AgentAssigned,
     AgentMessage,
     Author,
@@ -23,6 +22,7 @@ from workers.adapters.base import (
     TicketClosed,
     TicketRequest,
 )
+from bridge.storage import Conversation, Head, User
 from workers.context import Context
 
 

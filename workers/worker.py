@@ -17,10 +17,10 @@ from celery.signals import (
     worker_shutting_down,
 )
 
+from bridge import helpdesks as adapters
 from bridge.logs import JsonFormatter, configure_root, secrets_of
 from bridge.logs import configure as configure_logging
 from bridge.storage import Store
-from workers import adapters
 from workers.botpress import Botpress
 from workers.celery_app import CeleryDispatch, PerProcess, make_celery
 from workers.context import Context

@@ -24,7 +24,7 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    from workers.adapters import adapter_class
+    from bridge.helpdesks import adapter_class
 
     rt = runtime()
     body: dict[str, object] = {"ok": True, "redis": "ok", "helpdesk": rt.helpdesk.name}

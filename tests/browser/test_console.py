@@ -23,13 +23,13 @@ import pytest
 import redis
 import requests
 
+from bridge.helpdesks.inbox.agents import Agents
 from bridge.storage import Store
 from tests.browser.conftest import running_bridge
 from tests.conftest import SECRET
 from tests.integration.test_end_to_end import wait_until
 from tests.support.fake_botpress import FakeBotpress
 from tests.support.redis_server import RedisServer
-from workers.adapters.inbox.agents import Agents
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -33,10 +33,10 @@ from schemathesis.specs.openapi.checks import (
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from tests.conftest import ADMIN_TOKEN, SECRET
-from workers.adapters.inbox import InboxHelpdesk
 
 pytestmark = pytest.mark.fuzz
 

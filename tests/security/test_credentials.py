@@ -12,12 +12,12 @@ from flask.testing import FlaskClient
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from bridge.web.auth import MAX_FAILURES
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.unit.conftest import Published, json_of
-from workers.adapters.inbox import InboxHelpdesk
 
 ROUTES = ["/admin/api/dead-letters", "/inbox/api/conversations"]
 

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from bridge import contract
+from bridge.helpdesks.inbox.adapter import render as inbox_render
+from bridge.helpdesks.zendesk import render as zendesk_render
 from tests.conftest import BridgeClient
 from tests.support.scripted import helpdesk, open_conversation, say
-from workers.adapters.inbox.adapter import render as inbox_render
-from workers.adapters.zendesk import render as zendesk_render
 from workers.context import Context
 from workers.drain import MAX_FAULTS, drain
 

@@ -11,12 +11,12 @@ import pytest
 from bridge import events as ev
 from bridge.config import Settings
 from bridge.errors import PermanentError
+from bridge.helpdesks.base import AgentMessage, Author, OutboundMessage, TicketRequest
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
 from bridge.storage import Conversation, Store, User
 from tests.conftest import SECRET
 from tests.support.fake_botpress import FakeBotpress
 from tests.support.fake_zendesk import FakeZendesk
-from workers.adapters.base import AgentMessage, Author, OutboundMessage, TicketRequest
-from workers.adapters.zendesk import ZendeskHelpdesk
 from workers.botpress import Botpress
 
 

@@ -22,13 +22,13 @@ from flask.testing import FlaskClient
 from bridge import events as ev
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
+from bridge.helpdesks.zendesk.webhook import INVOCATION, SIGNATURE, TIMESTAMP, sign
 from bridge.runtime import Runtime
 from bridge.storage import Conversation, Store
 from tests.conftest import ADMIN_TOKEN, SECRET, BridgeClient
 from tests.support.processes import Process
 from tests.unit.conftest import Published, json_of
-from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.webhook import INVOCATION, SIGNATURE, TIMESTAMP, sign
 
 WEBHOOK_SECRET = "d2ViaG9vay1zaWduaW5nLXNlY3JldA"
 ZENDESK_ENV = {

@@ -9,12 +9,12 @@ import pytest
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.errors import ConfigError
+from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from bridge.web import botpress
 from tests.conftest import SECRET, BridgeClient
 from tests.unit.conftest import Published
-from workers.adapters.inbox import InboxHelpdesk
 
 NEW = "new-secret-Qm7Zx2Lp9Vb4"
 

@@ -21,11 +21,11 @@ import pytest
 
 from bridge.config import Settings, parse_allow_hosts
 from bridge.fetcher import Fetcher, FetchPolicy, FetchRefused
+from bridge.helpdesks.base import Author, OutboundMessage, TicketRequest
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
 from bridge.storage import Conversation, Store
 from tests.support.fake_zendesk import FakeZendesk
 from tests.support.file_hosts import FileHost, Route
-from workers.adapters.base import Author, OutboundMessage, TicketRequest
-from workers.adapters.zendesk import ZendeskHelpdesk
 
 SECRET = b"TOP SECRET: internal service credentials"
 PUBLIC = "93.184.215.14"  # what the fake resolvers answer for a "public" host

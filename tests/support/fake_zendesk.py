@@ -46,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from workers.adapters.zendesk.webhook import sign
+from bridge.helpdesks.zendesk.webhook import sign
 
 Json = dict[str, Any]
 API_USER_ID = 1000

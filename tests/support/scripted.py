@@ -9,8 +9,8 @@ from typing import Any
 from bridge import events as ev
 from bridge.config import Settings
 from bridge.errors import PermanentError
+from bridge.helpdesks.base import Author, Changes, Helpdesk, OutboundMessage, TicketRequest
 from bridge.storage import Conversation, Store, User
-from workers.adapters.base import Author, Changes, Helpdesk, OutboundMessage, TicketRequest
 from workers.context import Context
 from workers.retry import RetryPolicy
 

@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from tests.conftest import ADMIN_TOKEN, SECRET, BridgeClient
 from tests.support.scripted import make_ctx
-from workers.adapters.inbox import InboxHelpdesk
 from workers.context import Context
 
 

@@ -13,12 +13,12 @@ from bridge import events as ev
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.errors import PermanentError
+from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.support.scripted import helpdesk, open_conversation, say
 from tests.unit.conftest import Published, json_of
-from workers.adapters.inbox import InboxHelpdesk
 from workers.context import Context
 from workers.drain import drain
 

@@ -9,9 +9,9 @@ import sys
 import pytest
 import redis
 
+from bridge.helpdesks.inbox.agents import MIN_PASSWORD, AgentError, Agents
 from bridge.storage import Store
 from tests.conftest import ADMIN_TOKEN, SECRET
-from workers.adapters.inbox.agents import MIN_PASSWORD, AgentError, Agents
 
 PASSWORD = "correct horse battery"
 

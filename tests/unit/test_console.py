@@ -13,11 +13,7 @@ from flask.testing import FlaskClient
 
 from bridge.app import create_app
 from bridge.config import Settings
-from bridge.runtime import Runtime
-from bridge.storage import Conversation, Store, User
-from tests.conftest import ADMIN_TOKEN, SECRET
-from tests.unit.conftest import Published, json_of
-from workers.adapters.base import (
+from bridge.helpdesks.base import (
     AgentAssigned,
     AgentMessage,
     Author,
@@ -26,9 +22,13 @@ from workers.adapters.base import (
     TicketClosed,
     TicketRequest,
 )
-from workers.adapters.inbox import InboxHelpdesk
-from workers.adapters.inbox.agents import Agents
-from workers.adapters.inbox.files import MAX_FILE_BYTES, Files
+from bridge.helpdesks.inbox import InboxHelpdesk
+from bridge.helpdesks.inbox.agents import Agents
+from bridge.helpdesks.inbox.files import MAX_FILE_BYTES, Files
+from bridge.runtime import Runtime
+from bridge.storage import Conversation, Store, User
+from tests.conftest import ADMIN_TOKEN, SECRET
+from tests.unit.conftest import Published, json_of
 
 PASSWORD = "correct horse battery"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -21,9 +21,9 @@ import yaml
 
 from bridge import procfile
 from bridge.config import Settings
+from bridge.helpdesks.inbox.files import MAX_FILE_BYTES
 from tests.conftest import SECRET
 from tests.support.nginx import TEMPLATE, VARIABLES, render
-from workers.adapters.inbox.files import MAX_FILE_BYTES
 from workers.flower import auth_problems
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,7 +196,7 @@ def test_commands_name_installed_programs_and_importable_modules(procs: dict[str
         "bridge.wsgi",
         "workers.worker",
         "workers.flower",
-        "workers.adapters.inbox.live",
+        "bridge.helpdesks.inbox.live",
     }
     env = {
         "PATH": os.environ.get("PATH", ""),

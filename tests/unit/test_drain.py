@@ -8,10 +8,10 @@ import pytest
 
 from bridge import events as ev
 from bridge.errors import PermanentError, TransientError
+from bridge.helpdesks.base import AgentMessage, Changes
 from bridge.storage import User
 from tests.support.scripted import helpdesk, open_conversation, say
 from tests.unit.conftest import Published
-from workers.adapters.base import AgentMessage, Changes
 from workers.context import Context
 from workers.drain import MAX_CRASHES, MAX_FAULTS, drain, pump
 from workers.retry import RetryPolicy

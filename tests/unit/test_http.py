@@ -1,4 +1,4 @@
-"""Outbound HTTP (workers/http.py): one request per call, classified, over kept connections."""
+"""Outbound HTTP (bridge/http_client.py): one request per call, classified, kept connections."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from bridge import http_client as http
 from bridge.errors import PermanentError, TransientError
 from tests.support.http_fake import FakeServer
-from workers import http
 
 
 class Recorder(FakeServer):

@@ -22,13 +22,13 @@ from werkzeug.test import EnvironBuilder
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from bridge.web import botpress
 from bridge.web.lane import MessageLane
 from tests.conftest import SECRET
 from tests.unit.conftest import Published
-from workers.adapters.inbox import InboxHelpdesk
 
 USER, CONV = "u_known", "c_known"
 PATH = f"/botpress/{SECRET}/botSendsMessage"

@@ -1,4 +1,4 @@
-"""The live process (workers/adapters/inbox/live.py): the console's session cookie checked as
+"""The live process (bridge/helpdesks/inbox/live.py): the console's session cookie checked as
 the web checks it, the event stream (parts at once, an event per change, keep-alives), CORS,
 the bound on open streams, and a prompt exit on SIGTERM. A real redis-server; the server on a
 free port in a thread."""
@@ -23,16 +23,16 @@ import requests
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.helpdesks.inbox import InboxHelpdesk, live
+from bridge.helpdesks.inbox.agents import Agents
+from bridge.helpdesks.inbox.login import COOKIE
+from bridge.helpdesks.inbox.parts import parts
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.support.redis_server import free_port
 from tests.unit.conftest import Published
 from tests.unit.test_console import PASSWORD, handoff, say, signed_in
-from workers.adapters.inbox import InboxHelpdesk, live
-from workers.adapters.inbox.agents import Agents
-from workers.adapters.inbox.login import COOKIE
-from workers.adapters.inbox.parts import parts
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "https://bridge.example.com"

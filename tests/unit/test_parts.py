@@ -1,4 +1,4 @@
-"""The console parts' shared memory (workers/adapters/inbox/parts.py `Memo`)."""
+"""The console parts' shared memory (bridge/helpdesks/inbox/parts.py `Memo`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from workers.adapters.inbox.parts import Memo
+from bridge.helpdesks.inbox.parts import Memo
 
 
 def test_consoles_waking_together_compute_once() -> None:

@@ -14,17 +14,17 @@ from flask.testing import FlaskClient
 
 from bridge import cli, procfile
 from bridge import events as ev
+from bridge import http_client as http
 from bridge.app import create_app
 from bridge.config import Settings, playground_token
 from bridge.errors import PermanentError
+from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.playground.store import TTL
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from bridge.web.lane import MessageLane
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.unit.conftest import Published, json_of
-from workers import http
-from workers.adapters.inbox import InboxHelpdesk
 from workers.botpress import Botpress
 
 BASE = "http://bridge.test"
@@ -383,7 +383,7 @@ def test_api_checks_token_and_headers(pg: FlaskClient) -> None:
 
 
 def flask_transport(client: FlaskClient) -> http.Transport:
-    """workers/http.py -> the Flask test client: the workers' real HTTP code against the app."""
+    """bridge/http_client.py -> the Flask test client: the real HTTP code against the app."""
 
     def send(
         method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 
-from workers.http import parse_retry_after
+from bridge.http_client import parse_retry_after
 from workers.retry import RetryPolicy
 
 
@@ -48,7 +48,7 @@ def test_only_a_request_that_went_out_unanswered_is_maybe_applied() -> None:
     import pytest
 
     from bridge.errors import TransientError
-    from workers.http import Client, request
+    from bridge.http_client import Client, request
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

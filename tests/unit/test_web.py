@@ -10,13 +10,13 @@ from flask.testing import FlaskClient
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.redis_client import connect
 from bridge.runtime import Runtime
 from bridge.storage import Store
 from tests.conftest import ADMIN_TOKEN, SECRET, BridgeClient
 from tests.support.redis_server import free_port
 from tests.unit.conftest import Published, json_of
-from workers.adapters.inbox import InboxHelpdesk
 
 
 def assert_error(resp: Any, status: int, error: str) -> Any:
@@ -324,6 +324,6 @@ def test_inbox_api_bad_input(bp: BridgeClient, runtime: Runtime) -> None:
 
 
 def _request() -> Any:
-    from workers.adapters.base import TicketRequest
+    from bridge.helpdesks.base import TicketRequest
 
     return TicketRequest(title="t", description="")

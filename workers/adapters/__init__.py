@@ -1,76 +1,35 @@
-"""Helpdesk adapters, discovered through the `hitl_bridge.helpdesks` entry-point group."""
+"""Where the helpdesk adapters lived before issue 18: they are in bridge/helpdesks now.
+
+Kept so code written against the old paths still imports (a third-party adapter's
+`from workers.adapters.base import Helpdesk`, an entry point naming
+`workers.adapters.zendesk:ZendeskHelpdesk`). New code imports bridge.helpdesks.
+"""
 
 from __future__ import annotations
 
-import os
+import importlib
 import sys
-from collections.abc import Mapping
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
 
-from bridge.errors import ConfigError
-from bridge.logs import problem_lines
-from workers.adapters.base import Helpdesk
+from bridge.helpdesks import (
+    BUILTIN,
+    GROUP,
+    adapter_class,
+    available,
+    load,
+    settings_or_exit,
+    validated_settings,
+)
 
-if TYPE_CHECKING:
-    from bridge.config import Settings
-    from bridge.storage import Store
+__all__ = [
+    "BUILTIN",
+    "GROUP",
+    "adapter_class",
+    "available",
+    "load",
+    "settings_or_exit",
+    "validated_settings",
+]
 
-GROUP = "hitl_bridge.helpdesks"
-# Built-ins resolve even when the package is not installed (running from a checkout).
-BUILTIN = {
-    "inbox": "workers.adapters.inbox:InboxHelpdesk",
-    "zendesk": "workers.adapters.zendesk:ZendeskHelpdesk",
-}
-
-
-def available() -> dict[str, str]:
-    """Adapter name -> "module:Class", plug-ins included."""
-    found = dict(BUILTIN)
-    for ep in entry_points(group=GROUP):
-        found[ep.name] = ep.value
-    return found
-
-
-def adapter_class(name: str) -> type[Helpdesk]:
-    target = available().get(name)
-    if target is None:
-        names = ", ".join(sorted(available()))
-        raise ConfigError([f"HELPDESK={name!r} is not a known helpdesk (available: {names})"])
-    module_name, _, attr = target.partition(":")
-    module = __import__(module_name, fromlist=[attr])
-    cls = getattr(module, attr)
-    if not (isinstance(cls, type) and issubclass(cls, Helpdesk)):
-        raise ConfigError([f"{target} is not a Helpdesk adapter"])
-    return cls
-
-
-def validated_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings with the chosen helpdesk's variables checked too; ConfigError lists all problems."""
-    from bridge.config import Settings
-
-    settings = Settings.from_env(environ)
-    problems = adapter_class(settings.helpdesk).config_problems(settings.environ)
-    if problems:
-        raise ConfigError(problems)
-    return settings
-
-
-def settings_or_exit(*, json_lines: bool = False) -> Settings:
-    """For a process starting up: valid settings, or one line per problem (JSON log lines
-    with `json_lines`, for the Procfile's processes) and exit code 2."""
-    try:
-        return validated_settings()
-    except ConfigError as exc:
-        for line in problem_lines(exc.problems, os.environ, as_json=json_lines):
-            print(line, file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def load(settings: Settings, store: Store) -> Helpdesk:
-    """The configured adapter, its environment validated."""
-    cls = adapter_class(settings.helpdesk)
-    problems = cls.config_problems(settings.environ)
-    if problems:
-        raise ConfigError(problems)
-    return cls(settings, store)
+# The old submodule paths name the new modules themselves (one class, one registry).
+for _name in ("base", "inbox", "zendesk"):
+    sys.modules[f"{__name__}.{_name}"] = importlib.import_module(f"bridge.helpdesks.{_name}")

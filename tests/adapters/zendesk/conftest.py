@@ -14,9 +14,9 @@ import fakeredis
 import pytest
 
 from bridge.config import Settings
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
 from bridge.storage import Conversation, Store
 from tests.support.fake_zendesk import FakeZendesk, FileServer
-from workers.adapters.zendesk import ZendeskHelpdesk
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WEBHOOK_SECRET = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0"
@@ -92,7 +92,7 @@ def conv() -> Conversation:
 @pytest.fixture
 def ticketed(zd: ZendeskHelpdesk, conv: Conversation, store: Store) -> Conversation:
     """`conv` with its Zendesk ticket created (and the core's ticket mapping written)."""
-    from workers.adapters.base import TicketRequest
+    from bridge.helpdesks.base import TicketRequest
 
     tid = zd.create_ticket(
         conv,

@@ -10,12 +10,12 @@ from urllib.parse import quote
 import pytest
 
 from bridge.errors import DeliveryError, PermanentError, TransientError
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
+from bridge.helpdesks.zendesk.client import ERROR_BODY_MAX, REDACTED, ZendeskClient, redact
+from bridge.helpdesks.zendesk.config import ZendeskConfig
+from bridge.helpdesks.zendesk.setup import NOT_BRIDGE, TRIGGER_TITLE, WEBHOOK_NAME, setup
 from bridge.storage import Store, User
 from tests.support.fake_zendesk import API_USER_ID, FakeZendesk
-from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.client import ERROR_BODY_MAX, REDACTED, ZendeskClient, redact
-from workers.adapters.zendesk.config import ZendeskConfig
-from workers.adapters.zendesk.setup import NOT_BRIDGE, TRIGGER_TITLE, WEBHOOK_NAME, setup
 
 OAUTH = {"ZENDESK_EMAIL": "", "ZENDESK_API_TOKEN": ""}
 
@@ -305,7 +305,7 @@ def test_redact_takes_every_form_of_a_secret_even_cut_short() -> None:
     assert len(set(forms)) == 4
     for form in forms:
         assert redact(f"a {form} b", [secret]) == f"a {REDACTED} b"
-    # workers/http.py cut the body inside the secret: its first characters go too.
+    # bridge/http_client.py cut the body inside the secret: its first characters go too.
     cut = f"... Authorization: Bearer {secret[:12]}"
     assert redact(cut, [secret]) == f"... Authorization: Bearer {REDACTED}"
     assert redact("nothing secret here", [secret, ""]) == "nothing secret here"

@@ -15,18 +15,18 @@ from typing import Any
 import pytest
 import redis
 
+from bridge import http_client as http
 from bridge.config import Settings
 from bridge.errors import PermanentError
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
+from bridge.helpdesks.zendesk.client import ZendeskClient
+from bridge.helpdesks.zendesk.config import ZendeskConfig
+from bridge.helpdesks.zendesk.oauth import authorize_url, exchange_code, grant_pair
+from bridge.helpdesks.zendesk.setup import authorize, code_from
+from bridge.helpdesks.zendesk.state import AdapterState, TokenPair
 from bridge.logs import JsonFormatter
 from bridge.storage import Store
 from tests.support.fake_zendesk import REDIRECT_URI, FakeZendesk
-from workers import http
-from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.client import ZendeskClient
-from workers.adapters.zendesk.config import ZendeskConfig
-from workers.adapters.zendesk.oauth import authorize_url, exchange_code, grant_pair
-from workers.adapters.zendesk.setup import authorize, code_from
-from workers.adapters.zendesk.state import AdapterState, TokenPair
 
 NO_API_TOKEN = {"ZENDESK_EMAIL": "", "ZENDESK_API_TOKEN": ""}
 TTL = 7200  # ZENDESK_OAUTH_TOKEN_TTL's default, asked for with every grant

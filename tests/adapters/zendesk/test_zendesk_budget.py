@@ -1,4 +1,4 @@
-"""The Zendesk API budget shared by every process (workers/adapters/zendesk/budget.py)."""
+"""The Zendesk API budget shared by every process (bridge/helpdesks/zendesk/budget.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import fakeredis
 import pytest
 
 from bridge.errors import TransientError
-from workers.adapters.zendesk.budget import BURST, Budget
+from bridge.helpdesks.zendesk.budget import BURST, Budget
 
 KEY = "t:adapter:zendesk:budget"
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from bridge.errors import ConfigError
-from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.config import ZendeskConfig, config_problems
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
+from bridge.helpdesks.zendesk.config import ZendeskConfig, config_problems
 
 TOKEN = {"ZENDESK_EMAIL": "a@example.com", "ZENDESK_API_TOKEN": "tok"}
 

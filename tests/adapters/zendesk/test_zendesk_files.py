@@ -12,11 +12,11 @@ from flask.testing import FlaskClient
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.helpdesks.base import AgentMessage
+from bridge.helpdesks.zendesk import ZendeskHelpdesk, files
 from bridge.runtime import Runtime
 from bridge.storage import Conversation, Store
 from tests.support.fake_zendesk import FakeZendesk
-from workers.adapters.base import AgentMessage
-from workers.adapters.zendesk import ZendeskHelpdesk, files
 
 BASE = "https://bridge.example.com"
 PNG = b"\x89PNG\r\n\x1a\n" + b"p" * 100
@@ -218,7 +218,7 @@ def test_a_zendesk_outage_is_a_json_502_and_frees_the_slot(
 
 
 def test_the_link_settings_are_checked(make_settings: Callable[..., Any]) -> None:
-    from workers.adapters.zendesk.config import config_problems
+    from bridge.helpdesks.zendesk.config import config_problems
 
     env = dict(make_settings().environ)
     env.update(ZENDESK_FILE_LINK_TTL_SECONDS="soon", ZENDESK_FILE_DEADLINE_SECONDS="0")

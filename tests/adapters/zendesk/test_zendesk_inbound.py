@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 
 from bridge.errors import PermanentError, TransientError
-from bridge.storage import Conversation, Store, User
-from tests.support.fake_zendesk import API_USER_ID, FakeZendesk
-from workers.adapters.base import (
+from bridge.helpdesks.base import (
     AgentAssigned,
     AgentMessage,
     Author,
@@ -20,13 +18,15 @@ from workers.adapters.base import (
     OutboundMessage,
     TicketClosed,
 )
-from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.adapter import (
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
+from bridge.helpdesks.zendesk.adapter import (
     MALWARE_NOTE,
     SCAN_RETRY,
     SCAN_WAIT,
     _agent_messages,
 )
+from bridge.storage import Conversation, Store, User
+from tests.support.fake_zendesk import API_USER_ID, FakeZendesk
 
 ALICE = User(id="u_alice", name="Alice", email="alice@example.com")
 

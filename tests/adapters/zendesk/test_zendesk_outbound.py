@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from bridge.errors import PermanentError, TransientError
+from bridge.helpdesks.base import Author, HistoryMessage, OutboundMessage, TicketRequest
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
+from bridge.helpdesks.zendesk.adapter import CLOSE_NOTE, ENDED_TAG, TAG
 from bridge.storage import Conversation, Store, User
 from tests.support.fake_zendesk import API_USER_ID, FakeZendesk, FileServer
-from workers.adapters.base import Author, HistoryMessage, OutboundMessage, TicketRequest
-from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.adapter import CLOSE_NOTE, ENDED_TAG, TAG
 
 ALICE = User(id="u_alice", name="Alice", email="alice@example.com")
 

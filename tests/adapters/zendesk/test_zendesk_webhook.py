@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from bridge.errors import WebhookRejected
+from bridge.helpdesks.base import AgentMessage, Author, OutboundMessage
+from bridge.helpdesks.zendesk import ZendeskHelpdesk
+from bridge.helpdesks.zendesk.setup import setup
+from bridge.helpdesks.zendesk.webhook import sign, verify
 from bridge.storage import Conversation, Store, User
 from tests.support.fake_zendesk import FakeZendesk
-from workers.adapters.base import AgentMessage, Author, OutboundMessage
-from workers.adapters.zendesk import ZendeskHelpdesk
-from workers.adapters.zendesk.setup import setup
-from workers.adapters.zendesk.webhook import sign, verify
 
 SECRET = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0"
 

@@ -22,13 +22,13 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response
 
+from bridge import http_client as http
 from bridge.config import Settings, signing_key
 from bridge.errors import DeliveryError, PermanentError
 from bridge.web.errors import error
-from workers import http
 
 if TYPE_CHECKING:
-    from workers.adapters.zendesk.adapter import ZendeskHelpdesk
+    from bridge.helpdesks.zendesk.adapter import ZendeskHelpdesk
 
 log = logging.getLogger(__name__)
 

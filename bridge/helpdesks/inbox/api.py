@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from bridge.helpdesks.inbox.desk import Desk, DeskError
 from bridge.web import body, runtime
 from bridge.web.auth import require_admin
 from bridge.web.errors import error
-from workers.adapters.inbox.desk import Desk, DeskError
 
 blueprint = Blueprint("inbox", __name__, url_prefix="/inbox/api")
 

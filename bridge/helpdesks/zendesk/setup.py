@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from bridge.errors import PermanentError
+from bridge.helpdesks.zendesk.adapter import TAG, budget_of
+from bridge.helpdesks.zendesk.client import Json, ZendeskClient
+from bridge.helpdesks.zendesk.config import ZendeskConfig
+from bridge.helpdesks.zendesk.oauth import exchange_code
+from bridge.helpdesks.zendesk.state import AdapterState
 from bridge.storage import Store
-from workers.adapters.zendesk.adapter import TAG, budget_of
-from workers.adapters.zendesk.client import Json, ZendeskClient
-from workers.adapters.zendesk.config import ZendeskConfig
-from workers.adapters.zendesk.oauth import exchange_code
-from workers.adapters.zendesk.state import AdapterState
 
 if TYPE_CHECKING:
     from bridge.config import Settings

@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from bridge.helpdesks.inbox.desk import VIEWS, Desk, View, waited
 from bridge.storage import Store
-from workers.adapters.inbox.desk import VIEWS, Desk, View, waited
 
 
 def web_url(url: object) -> str:
@@ -33,7 +33,7 @@ def web_url(url: object) -> str:
 
 def environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("workers.adapters.inbox", "templates"),
+        loader=PackageLoader("bridge.helpdesks.inbox", "templates"),
         autoescape=select_autoescape(["html"]),
         auto_reload=False,
     )

@@ -9,7 +9,7 @@ tighten it: a lower `X-Rate-Limit` replaces the configured limit, a nearly spent
 `X-Rate-Limit-Remaining` / `ratelimit-remaining` and a 429's `Retry-After` push every
 process's next slot past the moment Zendesk names.
 
-Redis keys (next to the adapter's others, workers/adapters/zendesk/state.py):
+Redis keys (next to the adapter's others, bridge/helpdesks/zendesk/state.py):
 
     P:adapter:zendesk:budget   hash   next: epoch seconds of the next free slot;
                                       hold: no request before this (a 429, a spent window);

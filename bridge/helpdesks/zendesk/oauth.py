@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from bridge import http_client as http
 from bridge.errors import PermanentError, TransientError
-from workers import http
-from workers.adapters.zendesk.config import OAUTH_SCOPE, ZendeskConfig
-from workers.adapters.zendesk.state import AdapterState, TokenPair
+from bridge.helpdesks.zendesk.config import OAUTH_SCOPE, ZendeskConfig
+from bridge.helpdesks.zendesk.state import AdapterState, TokenPair
 
 log = logging.getLogger(__name__)
 

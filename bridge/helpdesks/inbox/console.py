@@ -30,14 +30,14 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from bridge.helpdesks.inbox import login
+from bridge.helpdesks.inbox import parts as fragments
+from bridge.helpdesks.inbox.agents import NAME_RE, Agents
+from bridge.helpdesks.inbox.desk import VIEWS, Desk, DeskError, View, waited
+from bridge.helpdesks.inbox.files import MAX_FILE_BYTES, FileRefused, Files
+from bridge.helpdesks.inbox.parts import web_url
 from bridge.web import EXTENSION, runtime
 from bridge.web.auth import failed, throttled
-from workers.adapters.inbox import login
-from workers.adapters.inbox import parts as fragments
-from workers.adapters.inbox.agents import NAME_RE, Agents
-from workers.adapters.inbox.desk import VIEWS, Desk, DeskError, View, waited
-from workers.adapters.inbox.files import MAX_FILE_BYTES, FileRefused, Files
-from workers.adapters.inbox.parts import web_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from bridge.config import Settings
 from bridge.errors import PermanentError
-from bridge.storage import Conversation, Store, User
-from workers.adapters.base import (
+from bridge.helpdesks.base import (
     AgentAssigned,
     AgentMessage,
     Author,
@@ -24,8 +23,9 @@ from workers.adapters.base import (
     TicketClosed,
     TicketRequest,
 )
-from workers.adapters.inbox.desk import Desk
-from workers.adapters.inbox.timeline import Timeline, entry
+from bridge.helpdesks.inbox.desk import Desk
+from bridge.helpdesks.inbox.timeline import Timeline, entry
+from bridge.storage import Conversation, Store, User
 
 if TYPE_CHECKING:
     from flask import Blueprint
@@ -183,7 +183,7 @@ class InboxHelpdesk(Helpdesk):
         """The agents' routes: the console (/console/), its files, and the bearer API."""
         from flask import Blueprint
 
-        from workers.adapters.inbox import api, console
+        from bridge.helpdesks.inbox import api, console
 
         routes = Blueprint("inbox_web", __name__)
         routes.register_blueprint(api.blueprint)

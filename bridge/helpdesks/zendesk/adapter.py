@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from bridge.config import Settings
 from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.fetcher import Fetcher, FetchError, FetchPolicy, loggable
-from bridge.storage import Conversation, Store, User
-from workers.adapters.base import (
+from bridge.helpdesks.base import (
     AgentAssigned,
     AgentMessage,
     Author,
@@ -27,11 +26,12 @@ from workers.adapters.base import (
     TicketClosed,
     TicketRequest,
 )
-from workers.adapters.zendesk import files, render, webhook
-from workers.adapters.zendesk.budget import Budget
-from workers.adapters.zendesk.client import Json, ZendeskClient
-from workers.adapters.zendesk.config import ZendeskConfig, config_problems
-from workers.adapters.zendesk.state import AdapterState, Cursor
+from bridge.helpdesks.zendesk import files, render, webhook
+from bridge.helpdesks.zendesk.budget import Budget
+from bridge.helpdesks.zendesk.client import Json, ZendeskClient
+from bridge.helpdesks.zendesk.config import ZendeskConfig, config_problems
+from bridge.helpdesks.zendesk.state import AdapterState, Cursor
+from bridge.storage import Conversation, Store, User
 
 if TYPE_CHECKING:
     from flask import Blueprint

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from bridge.errors import Refused
+from bridge.helpdesks.inbox.timeline import Timeline, entry
 from bridge.storage import Store
-from workers.adapters.inbox.timeline import Timeline, entry
 
 VIEWS = ("unassigned", "mine", "open", "closed")
 View = Literal["unassigned", "mine", "open", "closed"]

@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from bridge import http_client as http
 from bridge.errors import DeliveryError, PermanentError, TransientError
-from workers import http
-from workers.adapters.zendesk.budget import Budget
-from workers.adapters.zendesk.config import OAUTH_SCOPE, ZendeskConfig
-from workers.adapters.zendesk.oauth import TokenPairs, request_token
-from workers.adapters.zendesk.state import AdapterState
+from bridge.helpdesks.zendesk.budget import Budget
+from bridge.helpdesks.zendesk.config import OAUTH_SCOPE, ZendeskConfig
+from bridge.helpdesks.zendesk.oauth import TokenPairs, request_token
+from bridge.helpdesks.zendesk.state import AdapterState
 
 Json = dict[str, Any]
 #: Seconds a delivery's request waits for its turn in the API budget before the delivery
@@ -294,7 +294,7 @@ class ZendeskClient:
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` without any of `secrets`, nor their JSON-, URL- or base64-encoded forms.
 
-    A body may come already cut (workers/http.py keeps 4000 characters), so a secret's
+    A body may come already cut (bridge/http_client.py keeps 4000 characters), so a secret's
     first characters left at its very end are redacted too.
     """
     forms: set[str] = set()

@@ -1,5 +1,5 @@
 """Zendesk Support as the bridge's helpdesk (HELPDESK=zendesk); see docs/zendesk.md."""
 
-from workers.adapters.zendesk.adapter import ZendeskHelpdesk
+from bridge.helpdesks.zendesk.adapter import ZendeskHelpdesk
 
 __all__ = ["ZendeskHelpdesk"]

@@ -1,6 +1,6 @@
 """The `live` process: open agent consoles' live updates, as server-sent events.
 
-    python -m workers.adapters.inbox.live [--host 0.0.0.0]
+    python -m bridge.helpdesks.inbox.live [--host 0.0.0.0]
 
 Listens on LIVE_PORT. `GET /console/events?view=&c=` with the console's session cookie
 (checked exactly as the web checks it: Flask's signed cookie, the agent's password version)
@@ -36,12 +36,12 @@ from itsdangerous import BadSignature
 from werkzeug.http import parse_cookie
 
 from bridge.config import Settings
+from bridge.helpdesks.inbox import login
+from bridge.helpdesks.inbox.agents import Agents
+from bridge.helpdesks.inbox.desk import Desk
+from bridge.helpdesks.inbox.parts import parts, view_of
 from bridge.logs import configure, configure_root, secrets_of
 from bridge.storage import Store
-from workers.adapters.inbox import login
-from workers.adapters.inbox.agents import Agents
-from workers.adapters.inbox.desk import Desk
-from workers.adapters.inbox.parts import parts, view_of
 
 log = logging.getLogger("hitl.live")
 
@@ -316,7 +316,7 @@ def stop(server: LiveServer) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from workers.adapters import settings_or_exit
+    from bridge.helpdesks import settings_or_exit
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
