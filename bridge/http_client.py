@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import email.utils
 import functools
 import gzip
@@ -20,7 +21,7 @@ import socket
 import ssl
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
@@ -112,12 +113,8 @@ class Streamed:
 
     def read(self, n: int) -> bytes:
         """Up to `n` bytes of the body, b"" at its end; raises TransportError."""
-        try:
+        with _failures("no more of the body in time"):
             return self._read(n)
-        except TimeoutError as exc:
-            raise ReadTimeout("no more of the body in time") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise Dropped(f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         self._close()
@@ -247,14 +244,8 @@ class Client:
             headers = {**headers, **origin.proxy[2]}  # plain http: the proxy reads each request
         conn = origin.take(timeout)
         resp = _exchange(conn, method, target, body, headers, timeout)
-        try:
+        with _failures(f"no answer within {timeout:g}s", conn.close):
             data = resp.read()
-        except TimeoutError as exc:
-            conn.close()
-            raise ReadTimeout(f"no answer within {timeout:g}s") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise Dropped(f"{type(exc).__name__}: {exc}") from exc
         if resp.will_close or len(origin.idle) >= self.pool_size:
             conn.close()
         else:
@@ -328,14 +319,23 @@ def _exchange(
     timeout: float,
 ) -> http.client.HTTPResponse:
     """Send the request and read the answer's head; the connection is closed on failure."""
-    try:
+    with _failures(f"no answer within {timeout:g}s", conn.close):
         conn.request(method, target, body=body, headers=dict(headers))
         return conn.getresponse()
+    raise AssertionError("unreachable")  # mypy: a context manager may swallow
+
+
+@contextlib.contextmanager
+def _failures(timed_out: str, close: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """A socket's failures once the request may have gone out, as TransportErrors
+    (`close` first: the connection is never used again)."""
+    try:
+        yield
     except TimeoutError as exc:
-        conn.close()
-        raise ReadTimeout(f"no answer within {timeout:g}s") from exc
+        close()
+        raise ReadTimeout(timed_out) from exc
     except (OSError, http.client.HTTPException) as exc:
-        conn.close()
+        close()
         raise Dropped(f"{type(exc).__name__}: {exc}") from exc
 
 
