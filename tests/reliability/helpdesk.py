@@ -17,7 +17,7 @@ import requests
 
 from bridge.config import Settings
 from bridge.helpdesks.inbox import InboxHelpdesk
-from bridge.helpdesks.zendesk.render import BOT_PREFIX
+from bridge.helpdesks.render import BOT_PREFIX
 from bridge.storage import Store
 from tests.reliability.harness import Load, Outcome, wait_until
 from tests.support.fake_zendesk import API_USER_ID, FakeZendesk

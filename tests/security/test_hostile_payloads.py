@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from bridge import contract
-from bridge.helpdesks.inbox.adapter import render as inbox_render
-from bridge.helpdesks.zendesk import render as zendesk_render
+from bridge.helpdesks import render as zendesk_render
+from bridge.helpdesks.render import one_line as inbox_render
 from tests.conftest import BridgeClient
 from tests.support.scripted import helpdesk, open_conversation, say
 from workers.context import Context

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from bridge.config import Settings
 from bridge.errors import PermanentError
@@ -25,54 +25,11 @@ from bridge.helpdesks.base import (
 )
 from bridge.helpdesks.inbox.desk import Desk
 from bridge.helpdesks.inbox.timeline import Timeline, entry
+from bridge.helpdesks.render import one_line
 from bridge.storage import Conversation, Store, User
 
 if TYPE_CHECKING:
     from flask import Blueprint
-
-
-def _str(value: Any) -> str:
-    """A payload field as text: strings as they are, numbers written out, anything else ''.
-
-    Payloads are kept as Botpress sent them, and an end user's client can put any JSON in
-    any field: the agent's view must not fail on a title that is a number or a list.
-    """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return ""
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def render(message_type: str, payload: dict[str, Any]) -> str:
-    """A one-line, human-readable text of a Botpress message for the agent's view."""
-    p = payload
-    if message_type in ("text", "markdown"):
-        return _str(p.get(message_type))
-    if message_type in ("image", "audio", "video", "file"):
-        url = _str(p.get(f"{message_type}Url"))
-        title = _str(p.get("title"))
-        return f"[{message_type}] {title + ': ' if title else ''}{url}"
-    if message_type == "location":
-        label = _str(p.get("title")) or _str(p.get("address"))
-        where = f"({_str(p.get('latitude'))}, {_str(p.get('longitude'))})"
-        return f"[location] {label} {where}" if label else f"[location] {where}"
-    if message_type in ("choice", "dropdown"):
-        labels = ", ".join(
-            _str(o.get("label")) or _str(o.get("value"))
-            for o in _list(p.get("options"))
-            if isinstance(o, dict)
-        )
-        return f"{_str(p.get('text'))} [options: {labels}]".strip()
-    if message_type == "card":
-        return f"[card] {_str(p.get('title'))}"
-    if message_type in ("carousel", "bloc"):
-        return f"[{message_type}] {len(_list(p.get('items')))} items"
-    return json.dumps(p, ensure_ascii=False)
 
 
 class InboxHelpdesk(Helpdesk):
@@ -142,7 +99,7 @@ class InboxHelpdesk(Helpdesk):
                 event=m.event_id,
                 type=m.message_type,
                 payload=dict(m.payload),
-                text=render(m.message_type, dict(m.payload)),
+                text=one_line(m.message_type, m.payload),
             )
             for m in messages
         ]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from bridge.config import Settings
 from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.fetcher import Fetcher, FetchError, FetchPolicy, loggable
+from bridge.helpdesks import render
 from bridge.helpdesks.base import (
     AgentAssigned,
     AgentMessage,
@@ -26,8 +27,8 @@ from bridge.helpdesks.base import (
     TicketClosed,
     TicketRequest,
 )
-from bridge.helpdesks.zendesk import files, render, webhook
-from bridge.helpdesks.zendesk.budget import Budget
+from bridge.helpdesks.budget import Budget
+from bridge.helpdesks.zendesk import files, webhook
 from bridge.helpdesks.zendesk.client import Json, ZendeskClient
 from bridge.helpdesks.zendesk.config import ZendeskConfig, config_problems
 from bridge.helpdesks.zendesk.state import AdapterState, Cursor

@@ -12,7 +12,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from bridge import http_client as http
 from bridge.errors import DeliveryError, PermanentError, TransientError
-from bridge.helpdesks.zendesk.budget import Budget
+from bridge.helpdesks.budget import Budget
 from bridge.helpdesks.zendesk.config import OAUTH_SCOPE, ZendeskConfig
 from bridge.helpdesks.zendesk.oauth import TokenPairs, request_token
 from bridge.helpdesks.zendesk.state import AdapterState

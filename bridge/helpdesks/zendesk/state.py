@@ -10,7 +10,8 @@ Keys, under `P:adapter:zendesk:` (bridge/storage.py lists every prefix):
     export         string  the incremental ticket export's cursor (polling)
     private_attachments
                    string  "1"/"0": the account's tickets.private_attachments (an hour)
-    budget         hash    the account's API budget, shared by every process (budget.py)
+    budget         hash    the account's API budget, shared by every process
+                           (bridge/helpdesks/budget.py)
     updated        hash    ticket id -> its updated_at as the last show_many poll saw it
                            (agents' tokens, which may not use the incremental export)
     oauth:<client id>

@@ -1,20 +1,22 @@
-"""The Zendesk account's API budget, shared by every process of the bridge (issue 17).
+"""A helpdesk account's API budget, shared by every process of the bridge (issue 17).
 
-Zendesk limits API requests per account per minute, and every request the bridge makes
-spends the customer's budget, whichever process makes it (workers, beat's polls, the
-`zendesk setup` command). One schedule in Redis spaces them out: each request reserves the
+Zendesk and Freshdesk limit API requests per account per minute, and every request the
+bridge makes spends the customer's budget, whichever process makes it (workers, beat's
+polls, a `setup` command). One schedule in Redis spaces them out: each request reserves the
 next free slot, `60 / limit` seconds after the one before (a generic cell rate algorithm;
 a burst of up to `BURST` requests goes at once), and waits for it. Zendesk's answers
-tighten it: a lower `X-Rate-Limit` replaces the configured limit, a nearly spent
-`X-Rate-Limit-Remaining` / `ratelimit-remaining` and a 429's `Retry-After` push every
-process's next slot past the moment Zendesk names.
+tighten it: a lower announced limit (Zendesk's `X-Rate-Limit`, Freshdesk's
+`X-RateLimit-Total`) replaces the configured one, a nearly spent remainder
+(`X-Rate-Limit-Remaining`, `ratelimit-remaining`, `X-RateLimit-Remaining`) and a 429's
+`Retry-After` push every process's next slot past the moment the helpdesk names.
 
-Redis keys (next to the adapter's others, bridge/helpdesks/zendesk/state.py):
+Redis keys (one per adapter, named by it beside its other keys):
 
-    P:adapter:zendesk:budget   hash   next: epoch seconds of the next free slot;
-                                      hold: no request before this (a 429, a spent window);
-                                      limit: requests per minute Zendesk announced (when
-                                      lower than ZENDESK_RATE_LIMIT); expires when unused
+    P:adapter:<helpdesk>:budget   hash   next: epoch seconds of the next free slot;
+                                         hold: no request before this (a 429, a spent
+                                         window); limit: requests per minute the helpdesk
+                                         announced (when lower than the configured
+                                         limit); expires when unused
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Mapping
 import redis
 
 from bridge.errors import TransientError
+from bridge.http_client import parse_retry_after
 from bridge.redis_client import Script
 
 #: Requests that may go at once before the spacing applies: a poll round or a batch of
@@ -62,8 +65,15 @@ return 1
 """
 
 
+_LIMIT = ("x-rate-limit", "ratelimit-limit", "x-ratelimit-total")
+_REMAINING = ("x-rate-limit-remaining", "ratelimit-remaining", "x-ratelimit-remaining")
+
+
 class Budget:
-    """Requests per minute for one Zendesk account, across every process sharing `key`."""
+    """Requests per minute for one helpdesk account, across every process sharing `key`.
+
+    `label` and `setting` name the account and the variable that sets `per_minute` in the
+    error a delivery gets when its turn is too far away."""
 
     def __init__(
         self,
@@ -73,8 +83,10 @@ class Budget:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        label: str = "Zendesk",
+        setting: str = "ZENDESK_RATE_LIMIT",
     ) -> None:
-        self.key = key
+        self.key, self.label, self.setting = key, label, setting
         self.per_minute = per_minute
         self.clock, self.sleep = clock, sleep
         self._spend = Script(client, _SPEND)
@@ -100,8 +112,8 @@ class Budget:
         )
         if wait > max_wait:
             raise TransientError(
-                f"Zendesk API budget: the next request slot is {wait:.0f}s away "
-                f"(ZENDESK_RATE_LIMIT={self.per_minute}/min, or less as Zendesk announced)",
+                f"{self.label} API budget: the next request slot is {wait:.0f}s away "
+                f"({self.setting}={self.per_minute}/min, or less as {self.label} announced)",
                 retry_after=wait,
             )
         if wait > 0:
@@ -112,11 +124,9 @@ class Budget:
         """Tighten the schedule from an answer's rate-limit headers and a 429."""
         now = self.clock()
         until = 0.0
-        announced = _number(headers.get("x-rate-limit") or headers.get("ratelimit-limit"))
+        announced = _number(_first(headers, _LIMIT))
         limit = int(announced) if announced and announced < self.per_minute else 0
-        remaining = _number(
-            headers.get("x-rate-limit-remaining") or headers.get("ratelimit-remaining")
-        )
+        remaining = _number(_first(headers, _REMAINING))
         if remaining is not None and remaining <= KEEP_IN_HAND:
             # `ratelimit-reset` (list endpoints only) says when the window rolls over;
             # without it, slow down a few turns rather than stop for a whole minute: if
@@ -125,11 +135,18 @@ class Budget:
             turn = 60.0 / (announced or self.per_minute)
             until = now + (reset if reset is not None else (KEEP_IN_HAND + 1 - remaining) * turn)
         if status == 429:
-            after = _number(headers.get("retry-after"))
+            after = parse_retry_after(headers.get("retry-after"), now)
             until = max(until, now + (after if after is not None else 60.0))
         if until or limit:
             ttl = int(max(120.0, until - now + 60))
             self._tighten(keys=[self.key], args=[repr(until), limit, ttl])
+
+
+def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if value := headers.get(name):
+            return value
+    return None
 
 
 def _number(value: str | None) -> float | None:

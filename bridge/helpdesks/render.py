@@ -1,4 +1,8 @@
-"""Botpress message payloads as readable Zendesk comment text, and the files they carry."""
+"""Botpress message payloads as text for a helpdesk, shared by every adapter that writes text.
+
+`render`/`render_all` give a comment's text with the files it carries (Zendesk, Chatwoot,
+Freshdesk); `one_line` a single line for a list of messages (the built-in inbox).
+"""
 
 from __future__ import annotations
 
@@ -179,3 +183,37 @@ def history_text(description: str, history: Sequence[tuple[str, str, str]]) -> s
 def normalize(body: str) -> str:
     """Comment text compared for equality: Zendesk may re-wrap whitespace."""
     return " ".join(body.split())
+
+
+def _raw(value: Any) -> str:
+    """`_s` without the stripping: the inbox shows a field exactly as it was sent."""
+    return value if isinstance(value, str) else _s(value)
+
+
+def one_line(message_type: str, payload: Mapping[str, Any]) -> str:
+    """A one-line text of a Botpress message, for a list of messages (the inbox's timeline).
+
+    Fields are taken as the client sent them (`_raw`: not stripped)."""
+    p = payload
+    if message_type in ("text", "markdown"):
+        return _raw(p.get(message_type))
+    if message_type in ("image", "audio", "video", "file"):
+        url = _raw(p.get(f"{message_type}Url"))
+        title = _raw(p.get("title"))
+        return f"[{message_type}] {title + ': ' if title else ''}{url}"
+    if message_type == "location":
+        label = _raw(p.get("title")) or _raw(p.get("address"))
+        where = f"({_raw(p.get('latitude'))}, {_raw(p.get('longitude'))})"
+        return f"[location] {label} {where}" if label else f"[location] {where}"
+    if message_type in ("choice", "dropdown"):
+        labels = ", ".join(
+            _raw(o.get("label")) or _raw(o.get("value"))
+            for o in _list(p.get("options"))
+            if isinstance(o, Mapping)
+        )
+        return f"{_raw(p.get('text'))} [options: {labels}]".strip()
+    if message_type == "card":
+        return f"[card] {_raw(p.get('title'))}"
+    if message_type in ("carousel", "bloc"):
+        return f"[{message_type}] {len(_list(p.get('items')))} items"
+    return json.dumps(dict(p), ensure_ascii=False)

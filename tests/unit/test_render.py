@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bridge.helpdesks.zendesk.render import BOT_PREFIX, file_name, history_text, render, render_all
+from bridge.helpdesks.render import BOT_PREFIX, file_name, history_text, render, render_all
 
 PAYLOADS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "fixtures" / "botpress_payloads.json").read_text()

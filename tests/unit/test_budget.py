@@ -1,4 +1,4 @@
-"""The Zendesk API budget shared by every process (bridge/helpdesks/zendesk/budget.py)."""
+"""The API budget every process shares (bridge/helpdesks/budget.py): Zendesk, Freshdesk."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import fakeredis
 import pytest
 
 from bridge.errors import TransientError
-from bridge.helpdesks.zendesk.budget import BURST, Budget
+from bridge.helpdesks.budget import BURST, Budget
 
 KEY = "t:adapter:zendesk:budget"
 
@@ -112,3 +112,31 @@ def test_a_lower_announced_limit_wins_a_higher_one_is_ignored(
     b.observe(200, {"x-rate-limit": "60"})  # the account allows less: one a second
     waits = [b.spend(max_wait=60) for _ in range(BURST + 2)]
     assert waits[-2:] == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_freshdesks_headers_and_a_dated_retry_after_tighten_it_too(
+    redis: fakeredis.FakeRedis,
+) -> None:
+    import email.utils
+
+    clock = Clock()
+    b = Budget(
+        redis,
+        KEY,
+        120,
+        clock=clock.time,
+        sleep=clock.sleep,
+        label="Freshdesk",
+        setting="FRESHDESK_RATE_LIMIT",
+    )
+    b.observe(200, {"x-ratelimit-total": "60", "x-ratelimit-remaining": "40"})
+    waits = [b.spend(max_wait=60) for _ in range(BURST + 1)]
+    assert waits[-1] == pytest.approx(1.0)  # Freshdesk's plan allows 60/min: one a second
+    b.observe(200, {"x-ratelimit-total": "60", "x-ratelimit-remaining": "1"})
+    assert b.spend(max_wait=60) == pytest.approx(3.0)  # (3 + 1 - 1) turns of 1 s
+    # Retry-After may be an HTTP date: 45 s from the clock's now.
+    b.observe(429, {"retry-after": email.utils.formatdate(clock.now + 45, usegmt=True)})
+    with pytest.raises(TransientError) as info:
+        b.spend(max_wait=5)
+    assert info.value.retry_after == pytest.approx(45, abs=1)
+    assert "FRESHDESK_RATE_LIMIT" in info.value.reason and "Freshdesk" in info.value.reason
