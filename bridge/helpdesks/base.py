@@ -154,8 +154,15 @@ class Helpdesk(ABC):
         Never returns what the bridge itself wrote (DESIGN.md invariant 6).
         """
 
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[str]:
-        """Check an inbound webhook; returns the ids of the tickets it says changed."""
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, *, url_token: str | None = None
+    ) -> list[str]:
+        """Check an inbound webhook; returns the ids of the tickets it says changed.
+
+        `url_token` is the last segment of `/webhooks/<name>/<token>`, for helpdesks that
+        cannot sign their webhooks; compare it in constant time (`hmac.compare_digest`).
+        Raise WebhookRejected (401/403) for a forged one.
+        """
         raise WebhookRejected(f"the {self.name} helpdesk takes no webhooks", status=404)
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
