@@ -243,6 +243,22 @@ def cmd_zendesk(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- freshdesk --------------------------------------------------------------------------
+def cmd_freshdesk(args: argparse.Namespace) -> int:
+    """Freshdesk set-up: check the API key and print the automation rule to create."""
+    from bridge.errors import DeliveryError
+    from bridge.helpdesks.freshdesk.setup import setup
+
+    settings = Settings.from_env()
+    try:
+        print(setup(settings, args.public_url.rstrip("/")))
+    except DeliveryError as exc:
+        detail = f": {exc.response[:300]}" if exc.response else ""
+        print(f"Freshdesk refused: {exc.reason}{detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _zendesk_authorize(args: argparse.Namespace, settings: Settings) -> int:
     """The authorization-code grant: print Zendesk's authorization page, take the code the
     browser comes back with, and store the token pair for the workers."""
@@ -429,6 +445,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the code (or the address holding it) instead of a prompt; its state goes unchecked",
     )
     zendesk.set_defaults(func=cmd_zendesk)
+
+    freshdesk = sub.add_parser("freshdesk", help="Freshdesk account set-up")
+    fsub = freshdesk.add_subparsers(dest="action", required=True)
+    fsetup = fsub.add_parser(
+        "setup", help="check the API key and print the automation rule to create"
+    )
+    fsetup.add_argument(
+        "public_url", help="the bridge's public base URL, e.g. https://bridge.example.com"
+    )
+    freshdesk.set_defaults(func=cmd_freshdesk)
 
     conv = sub.add_parser("conversations", help="inspect a conversation")
     csub = conv.add_subparsers(dest="action", required=True)
