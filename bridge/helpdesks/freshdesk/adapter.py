@@ -359,26 +359,28 @@ class FreshdeskHelpdesk(Helpdesk):
         fields: Mapping[str, str],
         messages: Sequence[OutboundMessage],
     ) -> int:
-        """How many of `messages` (a leading part) the author's latest note already holds.
+        """How many of `messages` (a leading part) the author's latest notes already hold.
 
-        Only a note made since the first message reached the bridge counts, so an earlier
-        identical text ("yes") is never mistaken for this one.
+        Earlier tries may have landed as one note or several (each retry writes what is
+        missing), so the author's notes since the first message reached the bridge are
+        matched, the last ones joined, against the batch's leading messages. Only notes
+        made since then count: an earlier identical text ("yes") is never taken for this.
         """
         entries = self._conversations(tid, 1)[0]
         since = int(messages[0].at) - 1  # Freshdesk's timestamps have whole seconds
         mine = self._mine_test(kind, fields)
-        latest = next((c for c in reversed(entries) if mine(c)), None)
-        if latest is None or _epoch(latest.get("created_at")) < since:
-            return 0
-        text = str(latest.get("body_text") or "")
+        notes = [c for c in entries if mine(c) and _epoch(c.get("created_at")) >= since]
+        texts = [_note_text(kind, c) for c in notes]
         for k in range(len(messages), 0, -1):
-            rendered = _rendered(kind, messages[:k])
-            got = text
-            for ref in rendered.files:
-                got = got.replace(ref.fallback, "")
-            if render.normalize(got) == render.normalize(rendered.body()):
-                self.state.remember_written(tid, [latest["id"]])
-                return k
+            rendered = render.render_all([(m.message_type, m.payload) for m in messages[:k]])
+            want = render.normalize(rendered.body())
+            for j in range(len(texts)):
+                got = "\n\n".join(texts[j:])
+                for ref in rendered.files:
+                    got = got.replace(ref.fallback, "")
+                if render.normalize(got) == want:
+                    self.state.remember_written(tid, [c["id"] for c in notes[j:]])
+                    return k
         return 0
 
     def _mine_test(self, kind: str, fields: Mapping[str, str]) -> Callable[[Json], bool]:
@@ -681,6 +683,12 @@ def _agent_messages(entry: Json, author: str, name: str) -> list[AgentMessage]:
             payload = {"fileUrl": url, "title": str(a.get("name") or "")}
             out.append(AgentMessage(author, "file", payload, name))
     return out
+
+
+def _note_text(kind: str, entry: Json) -> str:
+    """A note's text as the bridge wrote it, without the bot's prefix."""
+    text = str(entry.get("body_text") or "")
+    return text.lstrip().removeprefix(render.BOT_PREFIX).lstrip() if kind != "end_user" else text
 
 
 def _rendered(kind: str, messages: Sequence[OutboundMessage]) -> render.Rendered:
