@@ -53,9 +53,7 @@ def test_an_email_held_by_an_agent_is_left_out(fd: FreshdeskHelpdesk, fake: Fake
     assert int(uid) not in fake.agents
 
 
-def test_duplicate_contact_answer_names_the_holder(
-    fd: FreshdeskHelpdesk, recorded: Any
-) -> None:
+def test_duplicate_contact_answer_names_the_holder(fd: FreshdeskHelpdesk, recorded: Any) -> None:
     from bridge.helpdesks.freshdesk.client import errors
 
     clash = errors(__import__("json").dumps(recorded("duplicate_contact.json")))
@@ -118,7 +116,11 @@ def test_end_user_messages_are_one_incoming_note_by_their_contact(
     batch = [msg({"text": "Hello"}, n=1), msg({"text": "<i>I need help</i>"}, n=2)]
     fd.append_messages(ticketed, Author("end_user", ada), batch, maybe_applied=False)
     [note] = fake.notes(ticketed.ticket_id)
-    assert (note["incoming"], note["private"], note["user_id"]) == (True, False, int(ada.helpdesk_id))
+    assert (note["incoming"], note["private"], note["user_id"]) == (
+        True,
+        False,
+        int(ada.helpdesk_id),
+    )
     assert note["body_text"] == "Hello\n\n<i>I need help</i>"
     # The end user now requests the ticket.
     assert fake.tickets[int(ticketed.ticket_id)]["requester_id"] == int(ada.helpdesk_id)
