@@ -625,15 +625,10 @@ class FreshdeskHelpdesk(Helpdesk):
             return [
                 f"Freshdesk at {self.config.base_url} refused the API key ({exc.reason}){detail}"
             ]
-        problems: list[str] = []
         if not isinstance(me.get("id"), int):
-            problems.append(f"Freshdesk at {self.config.base_url}: the API key maps to no agent")
-        if not self.poll_interval and not self.settings.public_base_url:
-            problems.append(
-                "polling is off (FRESHDESK_POLL_INTERVAL=0) and PUBLIC_BASE_URL is unset: "
-                "agent replies arrive only if the automation rule's webhook reaches the bridge"
-            )
-        return problems
+            return [f"Freshdesk at {self.config.base_url}: the API key maps to no agent"]
+        # Whether the automation rule exists cannot be read through the API: nothing to say.
+        return []
 
     # -- helpers ------------------------------------------------------------------------
     def _ticket_id(self, conv: Conversation) -> str:
