@@ -4,6 +4,8 @@ The suite is written against `HelpdeskSide`, so the same tests run on any adapte
 local fake. `InboxSide` is the built-in inbox (tickets in the bridge's Redis). `ZendeskSide`
 is the Zendesk adapter against tests/support/fake_zendesk.py, reached over HTTP: it can
 answer 503s and time out, and it tells the bridge of agent replies by signed webhooks.
+`FreshdeskSide` is the Freshdesk adapter against tests/support/fake_freshdesk.py: the same
+faults, and webhooks that carry a token in their URL.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import redis
 import requests
 
 from bridge.config import Settings
+from bridge.helpdesks.freshdesk.webhook import derived_token
 from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.helpdesks.render import BOT_PREFIX
 from bridge.storage import Store
 from tests.reliability.harness import Load, Outcome, wait_until
+from tests.support.fake_freshdesk import API_AGENT_ID, FakeFreshdesk
 from tests.support.fake_zendesk import API_USER_ID, FakeZendesk
 
 
@@ -223,4 +227,106 @@ class ZendeskSide:
         """Every API call hangs past the bridge's HTTP timeout for `seconds`; with `apply`,
         the fake handles each call before going silent (the write landed, the answer
         did not)."""
+        self.fake.stall_for(seconds, hang=5.0, apply=apply)
+
+
+class FreshdeskSide:
+    """The Freshdesk adapter against the fake Freshdesk account (tests/support/fake_freshdesk.py).
+
+    Agents reply on the fake's tickets as one agent, Alice; the bridge hears of it by the
+    automation rule's webhook to its web process, the token in the URL derived from
+    BRIDGE_SECRET (polling is off, so a webhook is the only way).
+    """
+
+    name: ClassVar[str] = "freshdesk"
+
+    def __init__(self, fake: FakeFreshdesk, redis_url: str, bridge_secret: str) -> None:
+        self.fake = fake
+        self.store = Store(redis.Redis.from_url(redis_url, decode_responses=True))
+        self.agent = fake.add_agent("Alice", "alice@agents.test")
+        self.token = derived_token(bridge_secret)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "HELPDESK": "freshdesk",
+            "FRESHDESK_URL": self.fake.url,
+            "FRESHDESK_API_KEY": self.fake.api_key,
+            "FRESHDESK_POLL_INTERVAL": "0",  # webhooks only: a lost one would show
+            # The fake enforces no limit; the API budget has tests of its own.
+            "FRESHDESK_RATE_LIMIT": "100000",
+        }
+
+    # -- what the bridge wrote ------------------------------------------------------------
+    def tickets(self, cids: list[str]) -> dict[str, list[int]]:
+        """Conversation id -> the ids of the tickets tagged with it (one, or the bridge
+        created a duplicate ticket)."""
+        out: dict[str, list[int]] = {cid: [] for cid in cids}
+        with self.fake.lock:
+            for tid, t in sorted(self.fake.tickets.items()):
+                for cid in cids:
+                    if f"hitl-{cid}" in t["tags"]:
+                        out[cid].append(tid)
+        return out
+
+    def delivered(self, cids: list[str]) -> dict[str, list[str]]:
+        """The texts of the end user's incoming notes and the bot's private notes, split
+        back into messages (one note per batch, joined by blank lines; the bot's start with
+        BOT_PREFIX). Agents' entries and the bridge's closing notes are not Botpress's."""
+        out: dict[str, list[str]] = {}
+        with self.fake.lock:
+            for cid, tids in self.tickets(cids).items():
+                texts: list[str] = []
+                for tid in tids:
+                    for c in self.fake.notes(tid):
+                        body = str(c["body_text"])
+                        if c["incoming"]:
+                            texts += body.split("\n\n")
+                        elif c["user_id"] == API_AGENT_ID and body.startswith(BOT_PREFIX):
+                            texts += body.removeprefix(BOT_PREFIX).lstrip(" ").split("\n\n")
+                out[cid] = texts
+        return out
+
+    def duplicate_tickets(self, cids: list[str]) -> dict[str, list[int]]:
+        return {cid: tids for cid, tids in self.tickets(cids).items() if len(tids) > 1}
+
+    def tickets_ready(self, cids: list[str]) -> bool:
+        """Every conversation has its ticket, and the bridge knows it."""
+        tickets = self.tickets(cids)
+        if not all(tickets.values()):
+            return False
+        return all(
+            self.store.conversation_for_ticket(str(tids[0])) == cid for cid, tids in tickets.items()
+        )
+
+    def ticket(self, cid: str) -> int:
+        tids = wait_until(lambda: self.tickets([cid])[cid], 30, f"the ticket of {cid}")
+        return int(tids[0])
+
+    # -- agents -----------------------------------------------------------------------------
+    def agent_reply(self, load: Load) -> Callable[[str, str], Outcome]:
+        def send(cid: str, text: str) -> Outcome:
+            self.agent_writes(cid, text)
+            path, headers, body = self.webhook(cid)
+            try:
+                r = load.session().post(
+                    f"{load.base}{path}", data=body, headers=headers, timeout=load.timeout
+                )
+            except requests.RequestException as exc:
+                return Outcome(None, type(exc).__name__)
+            return Outcome(r.status_code, "" if r.status_code == 200 else r.text[:300])
+
+        return send
+
+    def agent_writes(self, cid: str, text: str) -> None:
+        self.fake.agent_reply(self.ticket(cid), self.agent, text)
+
+    def webhook(self, cid: str) -> tuple[str, dict[str, str], bytes]:
+        body = self.fake.webhook_body(self.ticket(cid))
+        return f"/webhooks/freshdesk/{self.token}", {"Content-Type": "application/json"}, body
+
+    # -- faults -----------------------------------------------------------------------------
+    def fail_for(self, seconds: float, status: int = 503) -> None:
+        self.fake.fail_for(seconds, status)
+
+    def stall_for(self, seconds: float, *, apply: bool = False) -> None:
         self.fake.stall_for(seconds, hang=5.0, apply=apply)
