@@ -68,6 +68,18 @@ ensure_venv() {
   fi
 }
 
+# The example helpdesk plug-in (tests/plugins/example_desk), installed the way a third
+# party's adapter is: its own package, found through the bridge's entry-point group.
+ensure_example_plugin() {
+  local sum
+  sum=$(sha1sum tests/plugins/example_desk/pyproject.toml | cut -c1-12)
+  local stamp=".venv/.plugin-$sum"
+  if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e tests/plugins/example_desk
+    touch "$stamp"
+  fi
+}
+
 # scripts/dev's state folder: generated secrets (kept from one run to the next, so Botpress's
 # URL keeps working) in $1/env, and Redis's data in $1/redis. They are this user's alone:
 # created private, and made private again should an older run have left them readable.
