@@ -61,7 +61,7 @@ class ChatwootHarness(DeskHarness):
         return str(self.fake.foreign_conversation())
 
     def _payload(self, ticket_id: str) -> bytes:
-        headers, body = self.fake.webhook_request(
+        _, body = self.fake.webhook_request(
             self.fake.conversation_event(ticket_id), secret=None
         )
         return body

@@ -120,8 +120,8 @@ def test_what_cannot_be_an_agents_reply_rings_nothing(
 
 def test_the_web_route_answers_json(make_settings, store, recorded) -> None:  # type: ignore[no-untyped-def]
     from bridge.app import create_app
-    from bridge.runtime import Runtime
     from bridge.helpdesks.conformance import _Dispatch
+    from bridge.runtime import Runtime
 
     settings = make_settings()
     desk = ChatwootHelpdesk(settings, store)
