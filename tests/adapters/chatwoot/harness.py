@@ -61,9 +61,7 @@ class ChatwootHarness(DeskHarness):
         return str(self.fake.foreign_conversation())
 
     def _payload(self, ticket_id: str) -> bytes:
-        _, body = self.fake.webhook_request(
-            self.fake.conversation_event(ticket_id), secret=None
-        )
+        _, body = self.fake.webhook_request(self.fake.conversation_event(ticket_id), secret=None)
         return body
 
     def webhook(self, ticket_id: str) -> Webhook:
