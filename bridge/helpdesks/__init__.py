@@ -21,6 +21,7 @@ GROUP = "hitl_bridge.helpdesks"
 BUILTIN = {
     "inbox": "bridge.helpdesks.inbox:InboxHelpdesk",
     "zendesk": "bridge.helpdesks.zendesk:ZendeskHelpdesk",
+    "chatwoot": "bridge.helpdesks.chatwoot:ChatwootHelpdesk",
 }
 
 

@@ -2,7 +2,7 @@
 fixed port (so it can refuse connections and come back), a helpdesk side, and the deployment.
 
 `helpdesk` is the inbox unless a test parametrizes it indirectly:
-`@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk"], indirect=True)`.
+`@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk", "chatwoot"], indirect=True)`.
 `http_helpdesk` is always the Zendesk side (faults the inbox cannot have)."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import pytest
 from bridge.config import Settings
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.reliability.harness import Deployment
-from tests.reliability.helpdesk import HelpdeskSide, InboxSide, ZendeskSide
+from tests.reliability.helpdesk import ChatwootSide, HelpdeskSide, InboxSide, ZendeskSide
 from tests.support.fake_botpress import FakeBotpress
+from tests.support.fake_chatwoot import FakeChatwoot
 from tests.support.fake_zendesk import FakeZendesk
 from tests.support.redis_server import RedisServer
 
@@ -76,9 +77,19 @@ def helpdesk(
     side = getattr(request, "param", "inbox")
     if side == "zendesk":
         return ZendeskSide(request.getfixturevalue("zendesk"), redis_aof.url)
+    if side == "chatwoot":
+        return ChatwootSide(request.getfixturevalue("chatwoot_fake"), redis_aof.url)
     assert side == "inbox", side
     settings = Settings.from_env(base_env(redis_aof.url, botpress))
     return InboxSide(redis_aof.url, settings)
+
+
+@pytest.fixture
+def chatwoot_fake() -> Iterator[FakeChatwoot]:
+    """The fake Chatwoot account (tests/support/fake_chatwoot.py)."""
+    fake = FakeChatwoot().start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture
