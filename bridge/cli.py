@@ -317,6 +317,23 @@ def _zendesk_authorize(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- chatwoot ---------------------------------------------------------------------------
+def cmd_chatwoot(args: argparse.Namespace) -> int:
+    """Chatwoot set-up: check the token and the API inbox, and create or repair the webhook
+    that rings the bridge's doorbell (idempotent)."""
+    from bridge.errors import DeliveryError
+    from bridge.helpdesks.chatwoot.setup import setup
+
+    settings = Settings.from_env()
+    try:
+        print(setup(settings, Store.from_settings(settings), args.public_url.rstrip("/")))
+    except DeliveryError as exc:
+        detail = f": {exc.response[:300]}" if exc.response else ""
+        print(f"chatwoot setup failed: {exc.reason}{detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # -- dev --------------------------------------------------------------------------------
 def _dev_agent(settings: Settings) -> None:
     """With the playground on, someone must be able to sign in to the console: a first run
@@ -455,6 +472,15 @@ def build_parser() -> argparse.ArgumentParser:
         "public_url", help="the bridge's public base URL, e.g. https://bridge.example.com"
     )
     freshdesk.set_defaults(func=cmd_freshdesk)
+
+    chatwoot = sub.add_parser("chatwoot", help="Chatwoot account set-up")
+    csetup = chatwoot.add_subparsers(dest="action", required=True).add_parser(
+        "setup", help="check the API inbox and create the webhook in Chatwoot"
+    )
+    csetup.add_argument(
+        "public_url", help="the bridge's public base URL, e.g. https://bridge.example.com"
+    )
+    chatwoot.set_defaults(func=cmd_chatwoot)
 
     conv = sub.add_parser("conversations", help="inspect a conversation")
     csub = conv.add_subparsers(dest="action", required=True)

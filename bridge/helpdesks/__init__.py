@@ -22,6 +22,7 @@ BUILTIN = {
     "inbox": "bridge.helpdesks.inbox:InboxHelpdesk",
     "zendesk": "bridge.helpdesks.zendesk:ZendeskHelpdesk",
     "freshdesk": "bridge.helpdesks.freshdesk:FreshdeskHelpdesk",
+    "chatwoot": "bridge.helpdesks.chatwoot:ChatwootHelpdesk",
 }
 
 

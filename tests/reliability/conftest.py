@@ -1,8 +1,9 @@
 """Fixtures for the fault-injection suite: a persistent redis-server, the fake Botpress on a
 fixed port (so it can refuse connections and come back), a helpdesk side, and the deployment.
 
-`helpdesk` is the inbox unless a test parametrizes it indirectly:
-`@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk", "freshdesk"], indirect=True)`.
+`helpdesk` is the inbox unless a test parametrizes it indirectly, e.g.
+`@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk", "freshdesk"], indirect=True)`
+(any of inbox, zendesk, chatwoot, freshdesk).
 `http_helpdesk` is always the Zendesk side (faults the inbox cannot have)."""
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ import pytest
 from bridge.config import Settings
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.reliability.harness import Deployment
-from tests.reliability.helpdesk import FreshdeskSide, HelpdeskSide, InboxSide, ZendeskSide
+from tests.reliability.helpdesk import (
+    ChatwootSide,
+    FreshdeskSide,
+    HelpdeskSide,
+    InboxSide,
+    ZendeskSide,
+)
 from tests.support.fake_botpress import FakeBotpress
+from tests.support.fake_chatwoot import FakeChatwoot
 from tests.support.fake_freshdesk import FakeFreshdesk
 from tests.support.fake_zendesk import FakeZendesk
 from tests.support.redis_server import RedisServer
@@ -79,6 +87,8 @@ def helpdesk(
     side = getattr(request, "param", "inbox")
     if side == "zendesk":
         return ZendeskSide(request.getfixturevalue("zendesk"), redis_aof.url)
+    if side == "chatwoot":
+        return ChatwootSide(request.getfixturevalue("chatwoot_fake"), redis_aof.url)
     if side == "freshdesk":
         return FreshdeskSide(request.getfixturevalue("freshdesk"), redis_aof.url, SECRET)
     assert side == "inbox", side
@@ -90,6 +100,14 @@ def helpdesk(
 def freshdesk() -> Iterator[FakeFreshdesk]:
     """The fake Freshdesk account (tests/support/fake_freshdesk.py)."""
     fake = FakeFreshdesk().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def chatwoot_fake() -> Iterator[FakeChatwoot]:
+    """The fake Chatwoot account (tests/support/fake_chatwoot.py)."""
+    fake = FakeChatwoot().start()
     yield fake
     fake.stop()
 

@@ -11,6 +11,7 @@ faults, and webhooks that carry a token in their URL.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, cast
 
@@ -23,6 +24,11 @@ from bridge.helpdesks.inbox import InboxHelpdesk
 from bridge.helpdesks.render import BOT_PREFIX
 from bridge.storage import Store
 from tests.reliability.harness import Load, Outcome, wait_until
+from tests.support.fake_chatwoot import ACCOUNT_ID as CW_ACCOUNT
+from tests.support.fake_chatwoot import API_USER_ID as CW_API_USER
+from tests.support.fake_chatwoot import INBOX_ID as CW_INBOX
+from tests.support.fake_chatwoot import FakeChatwoot
+from tests.support.fake_chatwoot import sign as cw_sign
 from tests.support.fake_freshdesk import API_AGENT_ID, FakeFreshdesk
 from tests.support.fake_zendesk import API_USER_ID, FakeZendesk
 
@@ -227,6 +233,108 @@ class ZendeskSide:
         """Every API call hangs past the bridge's HTTP timeout for `seconds`; with `apply`,
         the fake handles each call before going silent (the write landed, the answer
         did not)."""
+        self.fake.stall_for(seconds, hang=5.0, apply=apply)
+
+
+class ChatwootSide:
+    """The Chatwoot adapter against the fake Chatwoot account (tests/support/fake_chatwoot.py).
+
+    Agents reply as one agent, Alice; the bridge hears of it by a signed webhook posted to
+    `/webhooks/chatwoot/<token>` (polling is off, so a webhook is the only way).
+    """
+
+    name: ClassVar[str] = "chatwoot"
+    URL_TOKEN = "reliability-url-token-5c1e8a2f9b7d"
+    SIGNING = "reliability-signing-secret-3f9a1c"
+
+    def __init__(self, fake: FakeChatwoot, redis_url: str) -> None:
+        self.fake = fake
+        self.store = Store(redis.Redis.from_url(redis_url, decode_responses=True))
+        self.agent = fake.add_agent("Alice")
+
+    def env(self) -> dict[str, str]:
+        return {
+            "HELPDESK": "chatwoot",
+            "CHATWOOT_URL": self.fake.url,
+            "CHATWOOT_ACCOUNT_ID": str(CW_ACCOUNT),
+            "CHATWOOT_INBOX_ID": str(CW_INBOX),
+            "CHATWOOT_API_TOKEN": self.fake.api_token,
+            "CHATWOOT_WEBHOOK_TOKEN": self.URL_TOKEN,
+            "CHATWOOT_WEBHOOK_SECRET": self.SIGNING,
+            "CHATWOOT_POLL_INTERVAL": "0",
+        }
+
+    def tickets(self, cids: list[str]) -> dict[str, list[int]]:
+        wanted = set(cids)
+        out: dict[str, list[int]] = {cid: [] for cid in cids}
+        with self.fake.lock:
+            for tid, c in sorted(self.fake.conversations.items()):
+                owner = c["custom_attributes"].get("hitl_bridge_conversation")
+                if owner in wanted:
+                    out[owner].append(tid)
+        return out
+
+    def delivered(self, cids: list[str]) -> dict[str, list[str]]:
+        """The end user's and the bot's messages, split back into Botpress messages."""
+        out: dict[str, list[str]] = {}
+        for cid, tids in self.tickets(cids).items():
+            texts: list[str] = []
+            for tid in tids:
+                for m in self.fake.messages_of(tid)[1:]:
+                    body = str(m["content"])
+                    if m["private"] or m["message_type"] not in (0, 1):
+                        continue
+                    if m["message_type"] == 1:
+                        if m["sender_id"] != CW_API_USER or not body.startswith(BOT_PREFIX):
+                            continue
+                        body = body.removeprefix(BOT_PREFIX).lstrip(" ")
+                    texts += body.split("\n\n")
+            out[cid] = texts
+        return out
+
+    def tickets_ready(self, cids: list[str]) -> bool:
+        tickets = self.tickets(cids)
+        if not all(tickets.values()):
+            return False
+        return all(
+            self.store.conversation_for_ticket(str(tids[0])) == cid for cid, tids in tickets.items()
+        )
+
+    def ticket(self, cid: str) -> int:
+        tids = wait_until(lambda: self.tickets([cid])[cid], 30, f"the conversation of {cid}")
+        return int(tids[0])
+
+    def agent_reply(self, load: Load) -> Callable[[str, str], Outcome]:
+        def send(cid: str, text: str) -> Outcome:
+            self.agent_writes(cid, text)
+            path, headers, body = self.webhook(cid)
+            try:
+                r = load.session().post(
+                    f"{load.base}{path}", data=body, headers=headers, timeout=load.timeout
+                )
+            except requests.RequestException as exc:
+                return Outcome(None, type(exc).__name__)
+            return Outcome(r.status_code, "" if r.status_code == 200 else r.text[:300])
+
+        return send
+
+    def agent_writes(self, cid: str, text: str) -> None:
+        self.fake.agent_reply(self.ticket(cid), self.agent, text)
+
+    def webhook(self, cid: str) -> tuple[str, dict[str, str], bytes]:
+        tid = self.ticket(cid)
+        headers, body = self.fake.webhook_request(self.fake.conversation_event(tid), secret=None)
+        ts = str(int(time.time()))
+        headers |= {
+            "X-Chatwoot-Timestamp": ts,
+            "X-Chatwoot-Signature": cw_sign(self.SIGNING, ts, body),
+        }
+        return f"/webhooks/chatwoot/{self.URL_TOKEN}", headers, body
+
+    def fail_for(self, seconds: float, status: int = 503) -> None:
+        self.fake.fail_for(seconds, status)
+
+    def stall_for(self, seconds: float, *, apply: bool = False) -> None:
         self.fake.stall_for(seconds, hang=5.0, apply=apply)
 
 

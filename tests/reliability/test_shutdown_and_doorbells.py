@@ -101,7 +101,7 @@ def test_sigterm_worker_and_web(
     assert not d.resends(), d.resends()
 
 
-@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk", "freshdesk"], indirect=True)
+@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk", "chatwoot", "freshdesk"], indirect=True)
 def test_repeated_and_reordered_doorbells(
     helpdesk: HelpdeskSide, botpress: FakeBotpress, deploy: Callable[..., Deployment]
 ) -> None:

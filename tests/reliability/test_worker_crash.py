@@ -20,7 +20,7 @@ MESSAGES = 40  # per conversation: 2,400 messages to the helpdesk
 REPLY_EVERY = 4  # and 600 agent replies to Botpress
 
 
-@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk", "freshdesk"], indirect=True)
+@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk", "chatwoot", "freshdesk"], indirect=True)
 def test_sigkill_a_worker_mid_delivery(
     helpdesk: HelpdeskSide, botpress: FakeBotpress, deploy: Callable[..., Deployment]
 ) -> None:
