@@ -114,7 +114,8 @@ class FakeFreshdesk:
         self.contacts: dict[int, Json] = {}
         self.tickets: dict[int, Json] = {}
         self.conversations: dict[int, list[Json]] = {}
-        self.files: dict[str, tuple[bytes, str, float]] = {}
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.url_ttl = ATTACHMENT_URL_TTL  # how long a pre-signed attachment URL works
         self.rules: list[Json] = []
         self.fired: list[int] = []
         self.deliver: Callable[[str, bytes], None] | None = None
@@ -298,20 +299,30 @@ class FakeFreshdesk:
     def _file(self, name: str, ctype: str, data: bytes) -> Json:
         aid = self._id()
         key = hashlib.sha256(f"{aid}:{name}".encode()).hexdigest()[:20]
-        expires = time.time() + ATTACHMENT_URL_TTL
-        self.files[key] = (data, ctype, expires)
-        sig = hmac.new(
-            self.api_key.encode(), f"{key}.{int(expires)}".encode(), "sha256"
-        ).hexdigest()
+        self.files[key] = (data, ctype)
         return {
             "id": aid,
             "name": name,
             "content_type": ctype,
             "size": len(data),
-            "attachment_url": f"{self.url}/s3/{key}?Expires={int(expires)}&Signature={sig}",
+            "attachment_url": self._signed(key),
             "created_at": _iso(time.time()),
             "updated_at": _iso(time.time()),
         }
+
+    def _signed(self, key: str) -> str:
+        """A pre-signed storage URL for the file, good for ATTACHMENT_URL_TTL seconds (each
+        read of a conversation signs its attachments' URLs afresh, as Freshdesk does)."""
+        expires = int(time.time() + self.url_ttl)
+        sig = hmac.new(self.api_key.encode(), f"{key}.{expires}".encode(), "sha256").hexdigest()
+        return f"{self.url}/s3/{key}?Expires={expires}&Signature={sig}"
+
+    def _fresh(self, c: Json) -> Json:
+        atts = []
+        for a in c["attachments"]:
+            key = urlsplit(a["attachment_url"]).path.rsplit("/", 1)[-1]
+            atts.append({**a, "attachment_url": self._signed(key)})
+        return {**c, "attachments": atts}
 
     def _add(
         self,
@@ -439,17 +450,13 @@ class FakeFreshdesk:
 
     def _s3(self, key: str, q: dict[str, str]) -> _Reply:
         got = self.files.get(key)
-        if got is None or q.get("Expires", "") != str(int(got[2])):
-            return _Reply(
-                403, None, {"Content-Type": "application/xml"}, b"<Error>AccessDenied</Error>"
-            )
-        if time.time() > got[2]:
-            return _Reply(
-                403,
-                None,
-                {"Content-Type": "application/xml"},
-                b"<Error>Request has expired</Error>",
-            )
+        expires = q.get("Expires", "")
+        sig = hmac.new(self.api_key.encode(), f"{key}.{expires}".encode(), "sha256").hexdigest()
+        xml = {"Content-Type": "application/xml"}
+        if got is None or not hmac.compare_digest(sig, q.get("Signature", "")):
+            return _Reply(403, None, xml, b"<Error>AccessDenied</Error>")
+        if not expires.isdigit() or time.time() > int(expires):
+            return _Reply(403, None, xml, b"<Error>Request has expired</Error>")
         return _Reply(200, None, {"Content-Type": got[1]}, got[0])
 
     def _json(self, headers: dict[str, str], body: bytes) -> Json:
@@ -844,7 +851,7 @@ class FakeFreshdesk:
     def _list_conversations(self, t: Json, q: dict[str, str]) -> _Reply:
         page, per = self._page(q)
         rows = self.conversations.get(t["id"], [])
-        return _Reply(200, rows[(page - 1) * per : page * per])
+        return _Reply(200, [self._fresh(c) for c in rows[(page - 1) * per : page * per]])
 
     def _list_tickets(self, q: dict[str, str]) -> _Reply:
         page, per = self._page(q)

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.config import Settings
 from bridge.errors import DeliveryError, PermanentError, TransientError
@@ -43,11 +43,14 @@ from bridge.helpdesks.base import (
     TicketRequest,
 )
 from bridge.helpdesks.budget import Budget
-from bridge.helpdesks.freshdesk import webhook
+from bridge.helpdesks.freshdesk import files, webhook
 from bridge.helpdesks.freshdesk.client import FormField, FreshdeskClient, Json, errors, refusal
 from bridge.helpdesks.freshdesk.config import FreshdeskConfig, config_problems
 from bridge.helpdesks.freshdesk.state import AdapterState, Cursor
 from bridge.storage import Conversation, Store, User
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 log = logging.getLogger(__name__)
 
@@ -532,13 +535,46 @@ class FreshdeskHelpdesk(Helpdesk):
                 or (author == me and c.get("source") == SOURCE_NOTE)
             ):
                 continue
-            items += _agent_messages(c, author, self._agent_name(author))
+            items += _agent_messages(c, author, self._agent_name(author), self._file_url(tid))
 
         ended = ticket.get("status") in ENDED
         if ended and not cur.closed and not self.state.closed_by_bridge(tid):
             items.append(TicketClosed())
         page = last_page if last > cur.conversation_id else cur.page
         return Changes(items=items, cursor=Cursor(last, page, responder, ended).dump())
+
+    def _file_url(self, tid: str) -> Callable[[Json], str]:
+        """Where the end user gets an agent's attachment: the bridge's own link when
+        PUBLIC_BASE_URL is set (Freshdesk's `attachment_url` expires within minutes), else
+        Freshdesk's URL as it is."""
+
+        def url(attachment: Json) -> str:
+            given = str(attachment.get("attachment_url") or "")
+            aid, size = attachment.get("id"), attachment.get("size")
+            if not given or not self.settings.public_base_url or not isinstance(aid, int):
+                return given
+            if isinstance(size, int) and size > self.config.max_attachment_bytes:
+                return given  # not relayed: the short-lived URL is all there is
+            return files.link(
+                self.settings, int(tid), aid, now=self.clock(), ttl=self.config.file_link_ttl
+            )
+
+        return url
+
+    def agent_attachment(self, tid: str, attachment_id: int) -> Json | None:
+        """An attachment of an agent's public entry on the ticket, with a fresh
+        `attachment_url`; None when there is none such (private notes' files never)."""
+        for c in self._conversations(tid, 1)[0]:
+            if c.get("private", True) or c.get("incoming"):
+                continue
+            for a in c.get("attachments") or []:
+                if isinstance(a, dict) and a.get("id") == attachment_id:
+                    return a if a.get("attachment_url") else None
+        return None
+
+    def blueprint(self) -> Blueprint:
+        """The bridge's links to agents' files (/files/<token>)."""
+        return files.blueprint(self)
 
     def _agent_name(self, agent_id: str) -> str:
         """An agent's name (cached a day); "" when Freshdesk will not say."""
@@ -657,12 +693,11 @@ def _email(value: str) -> str:
     return value if _EMAIL.fullmatch(value) else ""
 
 
-def _agent_messages(entry: Json, author: str, name: str) -> list[AgentMessage]:
-    """An agent's reply as Botpress messages: its text, then each attachment.
-
-    An attachment goes at its `attachment_url`, which Freshdesk signs for a limited time
-    (docs/freshdesk.md, "Files agents send").
-    """
+def _agent_messages(
+    entry: Json, author: str, name: str, file_url: Callable[[Json], str] | None = None
+) -> list[AgentMessage]:
+    """An agent's reply as Botpress messages: its text, then each attachment, at the URL
+    `file_url` gives (else its `attachment_url`, which expires: docs/freshdesk.md)."""
     out: list[AgentMessage] = []
     text = str(entry.get("body_text") or "").strip()
     if text:
@@ -670,7 +705,7 @@ def _agent_messages(entry: Json, author: str, name: str) -> list[AgentMessage]:
     for a in entry.get("attachments") or []:
         if not isinstance(a, dict) or not a.get("attachment_url"):
             continue
-        url = str(a["attachment_url"])
+        url = file_url(a) if file_url is not None else str(a["attachment_url"])
         payload: dict[str, Any]
         if str(a.get("content_type", "")).startswith("image/"):
             out.append(AgentMessage(author, "image", {"imageUrl": url}, name))

@@ -20,6 +20,8 @@ DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 #: the Growth plan's published limit. `X-RateLimit-Total` lowers it when the account has
 #: less (trial accounts: 50).
 DEFAULT_RATE_LIMIT = 200
+#: How long the bridge's links to agents' files work (PUBLIC_BASE_URL/files/...).
+DEFAULT_FILE_LINK_TTL = 7 * 24 * 3600
 _DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: What a token in the webhook URL may hold: one URL path segment, hard to guess.
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{24,128}$")
@@ -35,6 +37,7 @@ class FreshdeskConfig:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     rate_limit: int = DEFAULT_RATE_LIMIT
+    file_link_ttl: int = DEFAULT_FILE_LINK_TTL
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> FreshdeskConfig:
@@ -52,6 +55,7 @@ class FreshdeskConfig:
                 env.get("FRESHDESK_MAX_ATTACHMENT_BYTES") or DEFAULT_MAX_ATTACHMENT_BYTES
             ),
             rate_limit=int(env.get("FRESHDESK_RATE_LIMIT") or DEFAULT_RATE_LIMIT),
+            file_link_ttl=int(env.get("FRESHDESK_FILE_LINK_TTL_SECONDS") or DEFAULT_FILE_LINK_TTL),
         )
 
 
@@ -136,4 +140,5 @@ def config_problems(environ: Mapping[str, str]) -> list[str]:
         )
     integer("FRESHDESK_MAX_ATTACHMENT_BYTES", 1, 20 * 1024 * 1024)
     integer("FRESHDESK_RATE_LIMIT", 1, 100_000)
+    integer("FRESHDESK_FILE_LINK_TTL_SECONDS", 60, 365 * 24 * 3600)
     return problems
