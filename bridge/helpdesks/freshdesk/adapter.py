@@ -250,7 +250,13 @@ class FreshdeskHelpdesk(Helpdesk):
             request.description or conv.description,
             [(h.text, h.author, h.timestamp) for h in request.history],
         )
-        requester = request.requester.helpdesk_id if request.requester is not None else ""
+        requester = ""
+        if request.requester is not None:
+            # The core records this user as the requester: the ticket must name them now,
+            # as no later message will change it.
+            requester = request.requester.helpdesk_id or self.upsert_user(
+                request.requester, maybe_applied=maybe_applied
+            )
         ticket: Json = {
             "subject": subject,
             "description": as_html(body),

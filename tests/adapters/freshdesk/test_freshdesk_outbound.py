@@ -215,3 +215,14 @@ def test_other_refusals_are_permanent(
             [msg({"text": "x"})],
             maybe_applied=False,
         )
+
+
+def test_a_known_requester_requests_the_ticket_from_the_start(
+    fd: FreshdeskHelpdesk, fake: FakeFreshdesk, conv: Conversation
+) -> None:
+    """The core records a requester named at creation and never sets it again: the ticket
+    names them at once, their contact made first if the bridge has none yet."""
+    request = TicketRequest(title="x", description="y", requester=ADA)
+    tid = fd.create_ticket(conv, request, idempotency_key="e_1", maybe_applied=False)
+    requester = fake.contacts[fake.tickets[int(tid)]["requester_id"]]
+    assert requester["unique_external_id"] == "u_ada"
