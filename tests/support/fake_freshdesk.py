@@ -552,6 +552,10 @@ class FakeFreshdesk:
                 or c["unique_external_id"] == q["unique_external_id"]
             ]
             return _Reply(200, found)
+        if len(seg) == 2 and seg[0] == "contacts" and method == "PUT":
+            if not seg[1].isdigit() or int(seg[1]) not in self.contacts:
+                raise _Error(404, {})
+            return self._update_contact(self.contacts[int(seg[1])], self._json(headers, body))
         if seg == ["tickets"] and method == "POST":
             return self._create_ticket(self._json(headers, body))
         if seg == ["tickets"] and method == "GET":
@@ -672,6 +676,21 @@ class FakeFreshdesk:
         }
         self.contacts[cid] = c
         return _Reply(201, c)
+
+    def _update_contact(self, c: Json, data: Json) -> _Reply:
+        extra = set(data) - {"name", "email", "phone", "mobile", "description"}
+        if extra:
+            raise _invalid(
+                *(
+                    (k, "Unexpected/invalid field in request", "invalid_field")
+                    for k in sorted(extra)
+                )
+            )
+        if "name" in data and (not isinstance(data["name"], str) or not data["name"].strip()):
+            raise _invalid(("name", "It should be a/an String", "missing_field"))
+        c.update(data)
+        c["updated_at"] = _iso(time.time())
+        return _Reply(200, c)
 
     def _check_ticket_fields(self, data: Json, creating: bool) -> None:
         allowed = {

@@ -182,7 +182,18 @@ class FreshdeskHelpdesk(Helpdesk):
         email = _email(user.email)
         if email:
             fields["email"] = email
-        return self._contact(fields, user.id)
+        known = user.helpdesk_id
+        cid = self._contact(fields, user.id)
+        if known == cid and not maybe_applied:
+            # Sent again with the contact known: an update (Botpress renamed the user). Only
+            # the name: a changed e-mail could name another account's address.
+            self.client.obj(
+                "PUT",
+                f"/api/v2/contacts/{_int_id(cid, 'contact')}",
+                what="Freshdesk update contact",
+                body={"name": name},
+            )
+        return cid
 
     def _contact(self, fields: Json, external_id: str) -> str:
         try:

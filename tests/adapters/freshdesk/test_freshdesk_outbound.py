@@ -44,6 +44,12 @@ def test_contact_is_created_once_by_unique_external_id(
         "Ada",
         "ada@example.com",
     )
+    assert not fake.calls("PUT", "/api/v2/contacts/")  # a retry changes nothing
+    renamed = replace(ADA, name="Ada L.", email="other@example.com", helpdesk_id=first)
+    assert fd.upsert_user(renamed, maybe_applied=False) == first
+    # The name follows Botpress; the e-mail stays (a new one could be anyone's).
+    assert (contact["name"], contact["email"]) == ("Ada L.", "ada@example.com")
+    assert len(fake.contacts) == 1
 
 
 def test_an_email_held_by_an_agent_is_left_out(fd: FreshdeskHelpdesk, fake: FakeFreshdesk) -> None:

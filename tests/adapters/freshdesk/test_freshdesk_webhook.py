@@ -46,6 +46,8 @@ def test_a_wrong_or_missing_token_is_refused(fd: FreshdeskHelpdesk, token: str |
         b'{"ticket_ids": []}',
         b'{"ticket_id": {"id": 1}}',
         b"\xff\xfe",
+        b"[" * 100_000,
+        b'{"ticket_id": 1e400}',
     ],
 )
 def test_malformed_bodies_are_400(fd: FreshdeskHelpdesk, body: bytes) -> None:
