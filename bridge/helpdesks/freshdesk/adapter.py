@@ -603,7 +603,9 @@ class FreshdeskHelpdesk(Helpdesk):
                 "GET", f"/api/v2/agents/{_int_id(agent_id, 'agent')}", what="Freshdesk agent"
             )
         except PermanentError:
-            return ""  # not an agent (a contact), or not readable: no name
+            # Not an agent (a contact), or not readable: no name, and no asking again today.
+            self.state.set_agent_name(agent_id, "")
+            return ""
         name = str((data.get("contact") or {}).get("name") or "")
         self.state.set_agent_name(agent_id, name)
         return name
