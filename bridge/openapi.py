@@ -195,36 +195,47 @@ def build(helpdesk: str = "inbox") -> dict[str, Any]:
                 }
             },
         )
-    spec.path(
-        path="/webhooks/{helpdesk}",
-        operations={
-            "post": {
-                "operationId": "helpdeskWebhook",
-                "summary": "A helpdesk says tickets changed (verified by its own signature)",
-                "tags": ["helpdesk"],
-                "parameters": [
-                    {
-                        "name": "helpdesk",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "example": helpdesk},
-                    }
-                ],
-                "requestBody": {
-                    "required": False,
-                    "content": {"application/json": {"schema": {}}},
-                },
-                "responses": {
-                    "200": {"description": "doorbells rung", "content": _json("WebhookAnswer")},
-                    "400": "Error400",
-                    "401": _error("signature or timestamp rejected"),
-                    "404": "Error404",
-                    "413": "Error413",
-                    "503": "Error503",
-                },
-            }
-        },
-    )
+    helpdesk_param = {
+        "name": "helpdesk",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "example": helpdesk},
+    }
+    token_param = {
+        "name": "url_token",
+        "in": "path",
+        "required": True,
+        "description": "the secret token of helpdesks that cannot sign (Freshdesk, Chatwoot)",
+        "schema": {"type": "string"},
+    }
+    for path, params, how in (
+        ("/webhooks/{helpdesk}", [helpdesk_param], "its own signature"),
+        ("/webhooks/{helpdesk}/{url_token}", [helpdesk_param, token_param], "a secret URL"),
+    ):
+        spec.path(
+            path=path,
+            operations={
+                "post": {
+                    "operationId": "helpdeskWebhook" + ("WithToken" if "url_token" in path else ""),
+                    "summary": f"A helpdesk says tickets changed (verified by {how})",
+                    "tags": ["helpdesk"],
+                    "parameters": params,
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": {}}},
+                    },
+                    "responses": {
+                        "200": {"description": "doorbells rung", "content": _json("WebhookAnswer")},
+                        "400": "Error400",
+                        "401": _error("signature or timestamp rejected"),
+                        "403": _error("wrong token in the URL"),
+                        "404": "Error404",
+                        "413": "Error413",
+                        "503": "Error503",
+                    },
+                }
+            },
+        )
     spec.path(
         path="/healthz",
         operations={

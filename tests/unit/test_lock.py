@@ -177,7 +177,7 @@ def test_the_image_installs_only_from_the_locks() -> None:
 
 def test_the_scripts_install_only_from_the_locks() -> None:
     lib = (ROOT / "scripts" / "lib.sh").read_text()
-    body = lib[lib.index("ensure_venv() {") :]
+    body = lib[lib.index("ensure_venv() {") : lib.index("ensure_example_plugin() {")]
     installs = re.findall(r"pip install -q (.*)", body)
     assert installs[0] == "--upgrade pip >/dev/null"
     assert installs[1] == '--require-hashes -r requirements-build.txt -r "$lock"'
@@ -187,6 +187,12 @@ def test_the_scripts_install_only_from_the_locks() -> None:
     assert 'lock="requirements${extras:+-$extras}.txt"' in body
     assert 'ensure_venv "."' in (ROOT / "scripts" / "dev").read_text()
     assert 'ensure_venv ".[test]"' in (ROOT / "scripts" / "test").read_text()
+    # Besides the locks: the example plug-in from this checkout, without dependencies.
+    plugin = lib[lib.index("ensure_example_plugin() {") :]
+    plugin = plugin[: plugin.index("\n}\n")]
+    assert re.findall(r"pip install -q (.*)", plugin) == [
+        "--no-deps --no-build-isolation -e tests/plugins/example_desk"
+    ]
 
 
 def test_the_base_image_is_pinned_to_a_patch_release() -> None:
