@@ -4,7 +4,8 @@ fixed port (so it can refuse connections and come back), a helpdesk side, and th
 `helpdesk` is the inbox unless a test parametrizes it indirectly, e.g.
 `@pytest.mark.parametrize("helpdesk", ["inbox", "zendesk", "freshdesk"], indirect=True)`
 (any of inbox, zendesk, chatwoot, freshdesk).
-`http_helpdesk` is always the Zendesk side (faults the inbox cannot have)."""
+`http_helpdesk` runs a test once per helpdesk reached over HTTP (faults the inbox cannot
+have): Zendesk, Chatwoot, Freshdesk."""
 
 from __future__ import annotations
 
@@ -22,16 +23,17 @@ from tests.reliability.helpdesk import (
     ChatwootSide,
     FreshdeskSide,
     HelpdeskSide,
+    HttpSide,
     InboxSide,
     ZendeskSide,
 )
 from tests.support.fake_botpress import FakeBotpress
 from tests.support.fake_chatwoot import FakeChatwoot
 from tests.support.fake_freshdesk import FakeFreshdesk
-from tests.support.fake_zendesk import FakeZendesk
 from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
+HTTP_HELPDESKS = ["zendesk", "chatwoot", "freshdesk"]
 
 
 @pytest.fixture
@@ -85,15 +87,19 @@ def helpdesk(
     """The helpdesk a test uses: the inbox (runs everywhere), or the side it is
     parametrized with."""
     side = getattr(request, "param", "inbox")
-    if side == "zendesk":
-        return ZendeskSide(request.getfixturevalue("zendesk"), redis_aof.url)
-    if side == "chatwoot":
-        return ChatwootSide(request.getfixturevalue("chatwoot_fake"), redis_aof.url)
-    if side == "freshdesk":
-        return FreshdeskSide(request.getfixturevalue("freshdesk"), redis_aof.url, SECRET)
-    assert side == "inbox", side
+    if side != "inbox":
+        return _http_side(side, request, redis_aof)
     settings = Settings.from_env(base_env(redis_aof.url, botpress))
     return InboxSide(redis_aof.url, settings)
+
+
+def _http_side(name: str, request: pytest.FixtureRequest, redis_aof: RedisServer) -> HttpSide:
+    if name == "zendesk":
+        return ZendeskSide(request.getfixturevalue("zendesk"), redis_aof.url)
+    if name == "chatwoot":
+        return ChatwootSide(request.getfixturevalue("chatwoot_fake"), redis_aof.url)
+    assert name == "freshdesk", name
+    return FreshdeskSide(request.getfixturevalue("freshdesk"), redis_aof.url, SECRET)
 
 
 @pytest.fixture
@@ -112,10 +118,10 @@ def chatwoot_fake() -> Iterator[FakeChatwoot]:
     fake.stop()
 
 
-@pytest.fixture
-def http_helpdesk(redis_aof: RedisServer, zendesk: FakeZendesk) -> ZendeskSide:
-    """A helpdesk reached over HTTP, for faults the inbox cannot have: Zendesk."""
-    return ZendeskSide(zendesk, redis_aof.url)
+@pytest.fixture(params=HTTP_HELPDESKS)
+def http_helpdesk(request: pytest.FixtureRequest, redis_aof: RedisServer) -> HttpSide:
+    """Each helpdesk reached over HTTP in turn, for faults the inbox cannot have."""
+    return _http_side(request.param, request, redis_aof)
 
 
 @pytest.fixture

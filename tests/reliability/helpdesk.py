@@ -66,6 +66,34 @@ class HelpdeskSide(Protocol):
         """Let every API call time out for `seconds`."""
 
 
+class HttpSide(HelpdeskSide, Protocol):
+    """A helpdesk reached over HTTP (its fake records the faults it injected)."""
+
+    #: How the adapter's failure reasons start ("Zendesk ...: HTTP 503").
+    label: ClassVar[str]
+
+    def faults(self) -> list[dict[str, Any]]:
+        """One entry per request a fault window answered: `fault` is the status, "stalled"
+        or "stalled after applying" (then `method`, `path` and the `status` it had)."""
+
+    def lost_message_writes(self) -> int:
+        """Messages written on a ticket whose answer the stall swallowed."""
+
+    def duplicate_tickets(self, cids: list[str]) -> dict[str, list[int]]:
+        """Conversations with more than one ticket."""
+
+
+def _applied(faults: list[dict[str, Any]], method: str, path_end: str, status: int) -> int:
+    return sum(
+        1
+        for f in faults
+        if f["fault"] == "stalled after applying"
+        and f.get("method") == method
+        and f.get("path", "").endswith(path_end)
+        and f.get("status") == status
+    )
+
+
 class InboxSide:
     """The built-in inbox: tickets live in the bridge's Redis; agents use its API."""
 
@@ -225,6 +253,15 @@ class ZendeskSide:
         headers, body = self.fake.webhook_request(self.ticket(cid), secret=self.WEBHOOK_SECRET)
         return "/webhooks/zendesk", headers, body
 
+    label: ClassVar[str] = "Zendesk"
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self.fake.faults)
+
+    def lost_message_writes(self) -> int:
+        # A comment is a ticket update (PUT) answered 200.
+        return _applied(self.fake.faults, "PUT", "", 200)
+
     # -- faults -----------------------------------------------------------------------------
     def fail_for(self, seconds: float, status: int = 503) -> None:
         self.fake.fail_for(seconds, status)
@@ -331,6 +368,17 @@ class ChatwootSide:
         }
         return f"/webhooks/chatwoot/{self.URL_TOKEN}", headers, body
 
+    label: ClassVar[str] = "Chatwoot"
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self.fake.faults)
+
+    def lost_message_writes(self) -> int:
+        return _applied(self.fake.faults, "POST", "/messages", 200)
+
+    def duplicate_tickets(self, cids: list[str]) -> dict[str, list[int]]:
+        return {cid: tids for cid, tids in self.tickets(cids).items() if len(tids) > 1}
+
     def fail_for(self, seconds: float, status: int = 503) -> None:
         self.fake.fail_for(seconds, status)
 
@@ -431,6 +479,14 @@ class FreshdeskSide:
     def webhook(self, cid: str) -> tuple[str, dict[str, str], bytes]:
         body = self.fake.webhook_body(self.ticket(cid))
         return f"/webhooks/freshdesk/{self.token}", {"Content-Type": "application/json"}, body
+
+    label: ClassVar[str] = "Freshdesk"
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self.fake.faults)
+
+    def lost_message_writes(self) -> int:
+        return _applied(self.fake.faults, "POST", "/notes", 201)
 
     # -- faults -----------------------------------------------------------------------------
     def fail_for(self, seconds: float, status: int = 503) -> None:

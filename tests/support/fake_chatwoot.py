@@ -365,11 +365,13 @@ class FakeChatwoot:
             path = urlsplit(target).path
             if not apply:
                 self.requests.append(Recorded(method, path, {}, headers, body))
-                self.faults.append({"at": time.time(), "path": path, "fault": "stalled"})
+                fault = {"at": time.time(), "method": method, "path": path}
+                self.faults.append({**fault, "fault": "stalled"})
                 return hang
-        self._dispatch(method, target, headers, body)
+        reply = self._dispatch(method, target, headers, body)
         with self.lock:
-            self.faults.append({"at": time.time(), "path": path, "fault": "stalled after applying"})
+            fault = {"at": time.time(), "method": method, "path": path, "status": reply.status}
+            self.faults.append({**fault, "fault": "stalled after applying"})
         return hang
 
     def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Reply:

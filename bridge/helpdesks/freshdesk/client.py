@@ -20,7 +20,7 @@ from bridge import http_client as http
 from bridge.errors import DeliveryError, TransientError
 from bridge.helpdesks.budget import Budget
 from bridge.helpdesks.freshdesk.config import FreshdeskConfig
-from bridge.helpdesks.zendesk.client import redact, trim
+from bridge.helpdesks.redaction import redact, trim
 
 Json = dict[str, Any]
 #: Seconds a delivery's request waits for its turn in the API budget before the delivery

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from bridge import http_client as http
 from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.helpdesks.budget import Budget
+from bridge.helpdesks.redaction import redact, trim
 from bridge.helpdesks.zendesk.config import OAUTH_SCOPE, ZendeskConfig
 from bridge.helpdesks.zendesk.oauth import TokenPairs, request_token
 from bridge.helpdesks.zendesk.state import AdapterState
@@ -24,12 +24,6 @@ MAX_WAIT = 5.0
 #: Seconds a poll round's reads keep waiting for their turn, 429s included.
 PATIENCE = 180.0
 
-#: The most of an answer's body an error keeps (it goes to the dead letters and the CLI).
-ERROR_BODY_MAX = 2000
-REDACTED = "[redacted]"
-#: A secret's tail left at the end of an already cut body is redacted from this many
-#: characters on (shorter tails match too much ordinary text to say anything).
-_MIN_TAIL = 4
 
 #: Redirects followed to an attachment's file (Zendesk answers its content_url with one).
 MAX_FILE_REDIRECTS = 3
@@ -289,33 +283,6 @@ class ZendeskClient:
                 raise PermanentError(f"{what}: HTTP {got.status_code} instead of the file")
             return got
         raise PermanentError(f"{what}: more than {MAX_FILE_REDIRECTS} redirects")
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` without any of `secrets`, nor their JSON-, URL- or base64-encoded forms.
-
-    A body may come already cut (bridge/http_client.py keeps 4000 characters), so a secret's
-    first characters left at its very end are redacted too.
-    """
-    forms: set[str] = set()
-    for secret in secrets:
-        if secret:
-            b64 = base64.b64encode(secret.encode()).decode()
-            forms |= {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), b64}
-            forms.add(b64.rstrip("="))  # unpadded, as some encoders write it
-    # Longest first: a secret inside another one's encoding is redacted with it.
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, REDACTED)
-    for form in forms:
-        for k in range(len(form) - 1, _MIN_TAIL - 1, -1):
-            if text.endswith(form[:k]):
-                return text[:-k] + REDACTED
-    return text
-
-
-def trim(text: str, limit: int = ERROR_BODY_MAX) -> str:
-    """At most `limit` characters of `text`, saying so when it was cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -10,8 +10,9 @@ from urllib.parse import quote
 import pytest
 
 from bridge.errors import DeliveryError, PermanentError, TransientError
+from bridge.helpdesks.redaction import ERROR_BODY_MAX, REDACTED, redact
 from bridge.helpdesks.zendesk import ZendeskHelpdesk
-from bridge.helpdesks.zendesk.client import ERROR_BODY_MAX, REDACTED, ZendeskClient, redact
+from bridge.helpdesks.zendesk.client import ZendeskClient
 from bridge.helpdesks.zendesk.config import ZendeskConfig
 from bridge.helpdesks.zendesk.setup import NOT_BRIDGE, TRIGGER_TITLE, WEBHOOK_NAME, setup
 from bridge.storage import Store, User
