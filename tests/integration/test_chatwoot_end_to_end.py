@@ -16,7 +16,12 @@ from tests.support.fake_botpress import FakeBotpress
 from tests.support.fake_chatwoot import ACCOUNT_ID, INBOX_ID, FakeChatwoot, sign
 from tests.support.processes import Process
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # One broker: it carries the same wake-ups whatever the helpdesk, and the core's and
+    # Zendesk's end-to-end tests run with both (the suite stays under 30 minutes).
+    pytest.mark.parametrize("bridge_env", ["redis-broker"], indirect=True),
+]
 
 URL_TOKEN = "e2e-url-token-3b8f1c7a9d2e4605"
 SIGNING = "e2e-signing-secret-8c2d5f0a1b7e"

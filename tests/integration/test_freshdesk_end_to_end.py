@@ -19,7 +19,12 @@ from tests.support.fake_botpress import FakeBotpress
 from tests.support.fake_freshdesk import FakeFreshdesk
 from tests.support.processes import Process
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # One broker: it carries the same wake-ups whatever the helpdesk, and the core's and
+    # Zendesk's end-to-end tests run with both (the suite stays under 30 minutes).
+    pytest.mark.parametrize("bridge_env", ["redis-broker"], indirect=True),
+]
 
 
 @pytest.fixture

@@ -126,18 +126,24 @@ def test_helpdesk_503_then_timeouts_then_botpress_outage(
     """The issue's scenario: for OUTAGE seconds the helpdesk answers 503 (first half), then
     every call hangs past the bridge's timeout without reaching it (second half); it
     recovers, and then Botpress's webhook has the same outage (503, timeouts, connection
-    refused). Agent replies come by verified webhook all along."""
+    refused). Agent replies come by verified webhook all along.
+
+    The whole scenario runs with Zendesk; with the helpdesks added later, the helpdesk's
+    half only, and a third as long: Botpress's half exercises no adapter code, and the
+    suite stays under 30 minutes."""
+    whole = http_helpdesk.name == "zendesk"
+    outage = OUTAGE if whole else OUTAGE / 3
     d = deploy(http_helpdesk, workers=2)
     load = Load(d.url, threads=CONVERSATIONS)
     cids = load.open_conversations(CONVERSATIONS)
     wait_until(lambda: http_helpdesk.tickets_ready(cids), 60, "every ticket")
     # Traffic spans both outages and the catching up in between.
-    traffic = _traffic_during(load, cids, http_helpdesk, 2 * OUTAGE + CATCH_UP)
+    traffic = _traffic_during(load, cids, http_helpdesk, (2 if whole else 1) * outage + CATCH_UP)
     time.sleep(2)
-    http_helpdesk.fail_for(OUTAGE / 2, status=503)
-    time.sleep(OUTAGE / 2)
-    http_helpdesk.stall_for(OUTAGE / 2)
-    time.sleep(OUTAGE / 2)
+    http_helpdesk.fail_for(outage / 2, status=503)
+    time.sleep(outage / 2)
+    http_helpdesk.stall_for(outage / 2)
+    time.sleep(outage / 2)
     # The helpdesk is back. Its backlog goes first (drain tasks share one queue), so Botpress
     # calls resume only once it has drained: wait for that, or Botpress's outage would
     # pass with nobody calling it.
@@ -149,7 +155,8 @@ def test_helpdesk_503_then_timeouts_then_botpress_outage(
         every=0.5,
     )
     caught_up = time.monotonic() - caught_up
-    _botpress_outage(botpress, OUTAGE)
+    if whole:
+        _botpress_outage(botpress, OUTAGE)
     recovered = time.monotonic()
     traffic.join(120)
     assert set(load.statuses()) == {200}, load.statuses()
@@ -160,7 +167,7 @@ def test_helpdesk_503_then_timeouts_then_botpress_outage(
         lambda: judge(load.expected_replies(), botpress.texts()), 90, "Botpress side"
     )
     faults = Counter(f["fault"] for f in http_helpdesk.faults())
-    failed = _botpress_outage_seen(botpress, d)
+    failed = _botpress_outage_seen(botpress, d) if whole else 0
     label = http_helpdesk.label
     print(
         f"{label} backlog drained in {caught_up:.1f}s; Botpress backlog "

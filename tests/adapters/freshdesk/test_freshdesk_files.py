@@ -55,13 +55,15 @@ def reply_with_files(fake: FakeFreshdesk, tid: str) -> int:
 def test_links_outlive_freshdesks_urls(
     public: FreshdeskHelpdesk, fake: FakeFreshdesk, ticketed: Conversation, store: Store
 ) -> None:
-    fake.url_ttl = 1  # Freshdesk's own URL dies quickly
+    # Freshdesk's own URL dies quickly: its expiry is in whole seconds, so a URL signed
+    # with 2 s works for 1 to 2 s (one signed with 1 s could be dead as it is handed out).
+    fake.url_ttl = 2
     reply_with_files(fake, ticketed.ticket_id)
     _, image, file = public.changes_since(ticketed, "").items
     assert isinstance(image, AgentMessage) and isinstance(file, AgentMessage)
     url = str(image.payload["imageUrl"])
     assert url.startswith(f"{PUBLIC}/files/{ticketed.ticket_id}.")
-    time.sleep(1.2)
+    time.sleep(2.2)
     client = web(public, store)
     got = client.get(url.removeprefix(PUBLIC))
     assert got.status_code == 200 and got.data == b"png-bytes"
