@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis
 
+from bridge import http_client as http
 from bridge.errors import TransientError
 from bridge.http_client import parse_retry_after
 from bridge.redis_client import Script
@@ -33,6 +35,11 @@ from bridge.redis_client import Script
 #: Requests that may go at once before the spacing applies: a poll round or a batch of
 #: deliveries starts without waiting, and the average stays at the limit.
 BURST = 5
+#: Seconds a delivery's request waits for its turn before the delivery is put off instead
+#: (it holds its conversation's lease meanwhile).
+MAX_WAIT = 5.0
+#: Seconds a poll round's reads keep waiting for their turn, 429s included.
+PATIENCE = 180.0
 #: Below this many requests left in Zendesk's window, the bridge waits for the window's
 #: reset rather than spend the last ones (other integrations share the account).
 KEEP_IN_HAND = 3
@@ -154,3 +161,36 @@ def _number(value: str | None) -> float | None:
         return float(value) if value is not None and value.strip() else None
     except ValueError:
         return None
+
+
+def request(
+    budget: Budget | None,
+    client: http.Client,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    timeout: float,
+    patient: bool = False,
+    **kwargs: Any,
+) -> http.Response:
+    """`http_client.request` in its turn of `budget` (None: no budget), which learns from
+    the answer. A delivery waits up to MAX_WAIT for its turn; a `patient` caller (a poll
+    round's reads) waits for as long as it takes, through 429s too, until PATIENCE."""
+    give_up = time.monotonic() + PATIENCE
+    while True:
+        if budget is not None:
+            left = give_up - time.monotonic()
+            budget.spend(max_wait=max(0.0, left) if patient else MAX_WAIT)
+        try:
+            resp = http.request(client, method, url, what=what, timeout=timeout, **kwargs)
+        except TransientError as exc:
+            if budget is not None and exc.status == 429:
+                after = "" if exc.retry_after is None else repr(exc.retry_after)
+                budget.observe(429, {"retry-after": after})
+                if patient and time.monotonic() < give_up:
+                    continue  # the round waits for the window and goes on
+            raise
+        if budget is not None:
+            budget.observe(resp.status_code, resp.headers)
+        return resp

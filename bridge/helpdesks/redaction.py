@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable
 from urllib.parse import quote
 
+from bridge.errors import DeliveryError
+
 #: The most of an answer's body an error keeps (it goes to the dead letters and the CLI).
 ERROR_BODY_MAX = 2000
 REDACTED = "[redacted]"
@@ -44,3 +46,14 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 def trim(text: str, limit: int = ERROR_BODY_MAX) -> str:
     """At most `limit` characters of `text`, saying so when it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def scrub(exc: DeliveryError, secrets: Iterable[str]) -> None:
+    """Take `secrets` out of a failure's reason and body, and trim the body."""
+    secrets = list(secrets)
+    reason = redact(exc.reason, secrets)
+    if reason != exc.reason:
+        exc.reason = reason
+        exc.args = (reason,)
+    if exc.response:
+        exc.response = trim(redact(exc.response, secrets))

@@ -10,14 +10,11 @@ from typing import Any
 
 from bridge import http_client as http
 from bridge.errors import DeliveryError, TransientError
+from bridge.helpdesks import budget, redaction
 from bridge.helpdesks.budget import Budget
 from bridge.helpdesks.chatwoot.config import ChatwootConfig
 
 Json = dict[str, Any]
-#: Seconds a request waits for its turn in the API budget before the delivery is put off.
-MAX_WAIT = 5.0
-ERROR_BODY_MAX = 2000
-REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
@@ -95,26 +92,17 @@ class ChatwootClient:
         elif form is not None:
             data, headers["Content-Type"] = multipart(*form)
         try:
-            if self.budget is not None:
-                self.budget.spend(max_wait=MAX_WAIT)
-            try:
-                resp = http.request(
-                    self.http,
-                    method,
-                    self.url(path),
-                    what=what,
-                    timeout=self.timeout,
-                    params=params,
-                    data=data,
-                    headers=headers,
-                )
-            except TransientError as exc:
-                if self.budget is not None and exc.status == 429:
-                    after = "" if exc.retry_after is None else repr(exc.retry_after)
-                    self.budget.observe(429, {"retry-after": after})
-                raise
-            if self.budget is not None:
-                self.budget.observe(resp.status_code, resp.headers)
+            resp = budget.request(
+                self.budget,
+                self.http,
+                method,
+                self.url(path),
+                what=what,
+                timeout=self.timeout,
+                params=params,
+                data=data,
+                headers=headers,
+            )
             if not resp.content:
                 return None
             try:
@@ -130,18 +118,7 @@ class ChatwootClient:
 
     def scrub(self, exc: DeliveryError) -> None:
         """Take the token out of a failure's reason and body, and trim the body."""
-        secrets_ = [s for s in (self.config.api_token, self.config.webhook_secret) if s]
-        for s in secrets_:
-            if s in exc.reason:
-                exc.reason = exc.reason.replace(s, REDACTED)
-                exc.args = (exc.reason,)
-        if exc.response:
-            text = exc.response
-            for s in secrets_:
-                text = text.replace(s, REDACTED)
-            if len(text) > ERROR_BODY_MAX:
-                text = text[: ERROR_BODY_MAX - 1] + "…"
-            exc.response = text
+        redaction.scrub(exc, [self.config.api_token, self.config.webhook_secret])
 
 
 def payload_of(data: Any) -> Any:

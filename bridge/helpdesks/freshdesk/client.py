@@ -12,22 +12,16 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge import http_client as http
 from bridge.errors import DeliveryError, TransientError
+from bridge.helpdesks import budget, redaction
 from bridge.helpdesks.budget import Budget
 from bridge.helpdesks.freshdesk.config import FreshdeskConfig
-from bridge.helpdesks.redaction import redact, trim
 
 Json = dict[str, Any]
-#: Seconds a delivery's request waits for its turn in the API budget before the delivery
-#: is put off instead (it holds its conversation's lease meanwhile).
-MAX_WAIT = 5.0
-#: Seconds a poll round's reads keep waiting for their turn, 429s included.
-PATIENCE = 180.0
 
 #: What a file name in a part's header may not hold (it would end the header or the quote).
 _UNSAFE = re.compile(r'["\\\r\n]')
@@ -89,12 +83,7 @@ class FreshdeskClient:
 
     def scrub(self, exc: DeliveryError) -> None:
         """Take the credentials out of a failure's reason and body, and trim the body."""
-        reason = redact(exc.reason, self.secrets())
-        if reason != exc.reason:
-            exc.reason = reason
-            exc.args = (reason,)
-        if exc.response:
-            exc.response = trim(redact(exc.response, self.secrets()))
+        redaction.scrub(exc, self.secrets())
 
     def url(self, path: str) -> str:
         return path if path.startswith("http") else f"{self.base_url}{path}"
@@ -124,10 +113,13 @@ class FreshdeskClient:
         elif form is not None:
             data, hdrs["Content-Type"] = multipart(form)
         try:
-            return self._within_budget(
+            return budget.request(
+                self.budget,
+                self.http,
                 method,
                 self.url(path),
                 what=what,
+                timeout=self.timeout,
                 patient=patient or self.patient,
                 params=params,
                 data=data,
@@ -136,29 +128,6 @@ class FreshdeskClient:
         except DeliveryError as exc:
             self.scrub(exc)
             raise
-
-    def _within_budget(
-        self, method: str, url: str, *, what: str, patient: bool, **kwargs: Any
-    ) -> http.Response:
-        give_up = time.monotonic() + PATIENCE
-        while True:
-            if self.budget is not None:
-                left = give_up - time.monotonic()
-                self.budget.spend(max_wait=max(0.0, left) if patient else MAX_WAIT)
-            try:
-                resp = http.request(
-                    self.http, method, url, what=what, timeout=self.timeout, **kwargs
-                )
-            except TransientError as exc:
-                if self.budget is not None and exc.status == 429:
-                    after = "" if exc.retry_after is None else repr(exc.retry_after)
-                    self.budget.observe(429, {"retry-after": after})
-                    if patient and time.monotonic() < give_up:
-                        continue  # the round waits for the window and goes on
-                raise
-            if self.budget is not None:
-                self.budget.observe(resp.status_code, resp.headers)
-            return resp
 
     def call(
         self,

@@ -11,18 +11,13 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from bridge import http_client as http
 from bridge.errors import DeliveryError, PermanentError, TransientError
+from bridge.helpdesks import budget, redaction
 from bridge.helpdesks.budget import Budget
-from bridge.helpdesks.redaction import redact, trim
 from bridge.helpdesks.zendesk.config import OAUTH_SCOPE, ZendeskConfig
 from bridge.helpdesks.zendesk.oauth import TokenPairs, request_token
 from bridge.helpdesks.zendesk.state import AdapterState
 
 Json = dict[str, Any]
-#: Seconds a delivery's request waits for its turn in the API budget before the delivery
-#: is put off instead (it holds its conversation's lease meanwhile).
-MAX_WAIT = 5.0
-#: Seconds a poll round's reads keep waiting for their turn, 429s included.
-PATIENCE = 180.0
 
 
 #: Redirects followed to an attachment's file (Zendesk answers its content_url with one).
@@ -131,13 +126,7 @@ class ZendeskClient:
 
     def scrub(self, exc: DeliveryError, *also: str) -> None:
         """Take the credentials out of a failure's reason and body, and trim the body."""
-        secrets = [*self.secrets(), *also]
-        reason = redact(exc.reason, secrets)
-        if reason != exc.reason:
-            exc.reason = reason
-            exc.args = (reason,)
-        if exc.response:
-            exc.response = trim(redact(exc.response, secrets))
+        redaction.scrub(exc, [*self.secrets(), *also])
 
     # -- requests -----------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -172,10 +161,13 @@ class ZendeskClient:
                 if bearer:
                     hdrs["Authorization"] = f"Bearer {bearer}"
                 try:
-                    return self._within_budget(
+                    return budget.request(
+                        self.budget,
+                        self.http,
                         method,
                         self.url(path),
                         what=what,
+                        timeout=self.timeout,
                         patient=patient or self.patient,
                         params=params,
                         data=data,
@@ -194,29 +186,6 @@ class ZendeskClient:
             self.scrub(exc)
             raise
         raise AssertionError("unreachable")
-
-    def _within_budget(
-        self, method: str, url: str, *, what: str, patient: bool, **kwargs: Any
-    ) -> http.Response:
-        give_up = time.monotonic() + PATIENCE
-        while True:
-            if self.budget is not None:
-                left = give_up - time.monotonic()
-                self.budget.spend(max_wait=max(0.0, left) if patient else MAX_WAIT)
-            try:
-                resp = http.request(
-                    self.http, method, url, what=what, timeout=self.timeout, **kwargs
-                )
-            except TransientError as exc:
-                if self.budget is not None and exc.status == 429:
-                    after = "" if exc.retry_after is None else repr(exc.retry_after)
-                    self.budget.observe(429, {"retry-after": after})
-                    if patient and time.monotonic() < give_up:
-                        continue  # the round waits for the window and goes on
-                raise
-            if self.budget is not None:
-                self.budget.observe(resp.status_code, resp.headers)
-            return resp
 
     def call(
         self,
