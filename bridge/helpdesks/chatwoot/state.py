@@ -21,14 +21,10 @@ Keys, under `P:adapter:chatwoot:` (bridge/storage.py lists every prefix):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from bridge.storage import Store
-
-# Long enough to outlive any hand-off; refreshed on every write.
-TTL_SECONDS = 90 * 24 * 3600
+from bridge.helpdesks.ticket_state import TTL_SECONDS, TicketState
 
 
 @dataclass(frozen=True)
@@ -56,39 +52,10 @@ class Cursor:
         )
 
 
-class AdapterState:
+class AdapterState(TicketState):
     """The adapter's keys in the bridge's Redis."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.redis = store.redis
-
-    def key(self, *parts: str) -> str:
-        return self.store.key("adapter", "chatwoot", *parts)
-
-    def remember_written(self, conversation_id: str, message_ids: Iterable[int]) -> None:
-        """Messages the bridge itself wrote: never echoed back to Botpress."""
-        ids = [str(i) for i in message_ids]
-        if not ids:
-            return
-        key = self.key("written", conversation_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.sadd(key, *ids)
-        pipe.expire(key, TTL_SECONDS)
-        pipe.execute()
-
-    def written(self, conversation_id: str) -> set[int]:
-        raw = cast(set[str], self.redis.smembers(self.key("written", conversation_id)))
-        return {int(i) for i in raw if i.isdigit()}
-
-    def mark_closed_by_bridge(self, conversation_id: str) -> None:
-        self.redis.set(self.key("closed", conversation_id), "1", ex=TTL_SECONDS)
-
-    def clear_closed_by_bridge(self, conversation_id: str) -> None:
-        self.redis.delete(self.key("closed", conversation_id))
-
-    def closed_by_bridge(self, conversation_id: str) -> bool:
-        return bool(self.redis.exists(self.key("closed", conversation_id)))
+    helpdesk = "chatwoot"
 
     def ticket_of(self, bridge_conversation: str) -> str | None:
         return cast(str | None, self.redis.get(self.key("ticket", bridge_conversation)))

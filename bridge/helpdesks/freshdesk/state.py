@@ -18,14 +18,11 @@ Keys, under `P:adapter:freshdesk:` (`store.key("adapter", "freshdesk", ...)`):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from bridge.storage import Store
+from bridge.helpdesks.ticket_state import TicketState
 
-# Long enough to outlive any hand-off; refreshed on every write.
-TTL_SECONDS = 90 * 24 * 3600
 DAY = 24 * 3600
 
 
@@ -65,39 +62,10 @@ class Cursor:
         )
 
 
-class AdapterState:
+class AdapterState(TicketState):
     """The adapter's keys in the bridge's Redis."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.redis = store.redis
-
-    def key(self, *parts: str) -> str:
-        return self.store.key("adapter", "freshdesk", *parts)
-
-    def remember_written(self, ticket_id: str, ids: Iterable[int]) -> None:
-        """Conversations the bridge itself wrote on a ticket: never echoed to Botpress."""
-        found = [str(i) for i in ids]
-        if not found:
-            return
-        key = self.key("written", ticket_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.sadd(key, *found)
-        pipe.expire(key, TTL_SECONDS)
-        pipe.execute()
-
-    def written(self, ticket_id: str) -> set[int]:
-        raw = cast(set[str], self.redis.smembers(self.key("written", ticket_id)))
-        return {int(i) for i in raw if i.isdigit()}
-
-    def mark_closed_by_bridge(self, ticket_id: str) -> None:
-        self.redis.set(self.key("closed", ticket_id), "1", ex=TTL_SECONDS)
-
-    def clear_closed_by_bridge(self, ticket_id: str) -> None:
-        self.redis.delete(self.key("closed", ticket_id))
-
-    def closed_by_bridge(self, ticket_id: str) -> bool:
-        return bool(self.redis.exists(self.key("closed", ticket_id)))
+    helpdesk = "freshdesk"
 
     def cached(self, name: str) -> str | None:
         """`me` or `placeholder`."""

@@ -35,11 +35,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
+from bridge.helpdesks.ticket_state import TTL_SECONDS, TicketState
 from bridge.redis_client import Script
 from bridge.storage import Store
 
-# Long enough to outlive any hand-off; refreshed on every write.
-TTL_SECONDS = 90 * 24 * 3600
 # An admin may change the account's settings: read again this often.
 SETTINGS_TTL = 3600
 
@@ -130,80 +129,53 @@ class Cursor:
         )
 
 
-class AdapterState:
+class AdapterState(TicketState):
     """The adapter's keys in the bridge's Redis."""
 
+    helpdesk = "zendesk"
+
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self.redis = store.redis
+        super().__init__(store)
         self._put_pair = Script(self.redis, _PUT_PAIR)
         self._release = Script(self.redis, _RELEASE)
-
-    def _key(self, *parts: str) -> str:
-        return self.store.key("adapter", "zendesk", *parts)
-
-    def remember_written(self, ticket_id: str, comment_ids: Iterable[int]) -> None:
-        """Comments the bridge itself wrote on a ticket: never echoed back to Botpress."""
-        ids = [str(i) for i in comment_ids]
-        if not ids:
-            return
-        key = self._key("written", ticket_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.sadd(key, *ids)
-        pipe.expire(key, TTL_SECONDS)
-        pipe.execute()
-
-    def written(self, ticket_id: str) -> set[int]:
-        return {
-            int(i) for i in cast(set[str], self.redis.smembers(self._key("written", ticket_id)))
-        }
 
     def hold_malware_note(self, ticket_id: str, attachments: Mapping[int, str]) -> None:
         """Attachments an internal note must still name (the note was not written)."""
         if not attachments:
             return
-        key = self._key("malware", ticket_id)
+        key = self.key("malware", ticket_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping={str(k): v for k, v in attachments.items()})
         pipe.expire(key, TTL_SECONDS)
         pipe.execute()
 
     def malware_notes_due(self, ticket_id: str) -> dict[int, str]:
-        raw = cast(dict[str, str], self.redis.hgetall(self._key("malware", ticket_id)))
+        raw = cast(dict[str, str], self.redis.hgetall(self.key("malware", ticket_id)))
         return {int(k): v for k, v in raw.items() if k.isdigit()}
 
     def malware_noted(self, ticket_id: str, attachment_ids: Iterable[int]) -> None:
         ids = [str(i) for i in attachment_ids]
         if ids:
-            self.redis.hdel(self._key("malware", ticket_id), *ids)
-
-    def mark_closed_by_bridge(self, ticket_id: str) -> None:
-        self.redis.set(self._key("closed", ticket_id), "1", ex=TTL_SECONDS)
-
-    def clear_closed_by_bridge(self, ticket_id: str) -> None:
-        self.redis.delete(self._key("closed", ticket_id))
-
-    def closed_by_bridge(self, ticket_id: str) -> bool:
-        return bool(self.redis.exists(self._key("closed", ticket_id)))
+            self.redis.hdel(self.key("malware", ticket_id), *ids)
 
     def api_user_id(self) -> str | None:
-        return cast(str | None, self.redis.get(self._key("me")))
+        return cast(str | None, self.redis.get(self.key("me")))
 
     def set_api_user_id(self, user_id: str) -> None:
-        self.redis.set(self._key("me"), user_id, ex=24 * 3600)
+        self.redis.set(self.key("me"), user_id, ex=24 * 3600)
 
     def export_cursor(self) -> str | None:
-        return cast(str | None, self.redis.get(self._key("export")))
+        return cast(str | None, self.redis.get(self.key("export")))
 
     def set_export_cursor(self, cursor: str) -> None:
-        self.redis.set(self._key("export"), cursor)
+        self.redis.set(self.key("export"), cursor)
 
     def forget_api_user_id(self) -> None:
-        self.redis.delete(self._key("me"))
+        self.redis.delete(self.key("me"))
 
     # -- OAuth token pairs (authorization-code grant) -----------------------------------
     def token_pair_key(self, client_id: str) -> str:
-        return self._key("oauth", client_id)
+        return self.key("oauth", client_id)
 
     def token_pair(self, client_id: str) -> TokenPair | None:
         raw = cast(dict[str, str], self.redis.hgetall(self.token_pair_key(client_id)))
@@ -222,31 +194,31 @@ class AdapterState:
         """The right to renew the client's pair for `seconds` (a token to give back), or
         None while another process holds it."""
         token = secrets.token_urlsafe(16)
-        key = self._key("oauth", client_id, "renewing")
+        key = self.key("oauth", client_id, "renewing")
         return token if self.redis.set(key, token, nx=True, px=int(seconds * 1000)) else None
 
     def end_renewal(self, client_id: str, token: str) -> None:
         """Give the right back, unless it expired and someone else holds it now."""
-        self._release(keys=[self._key("oauth", client_id, "renewing")], args=[token])
+        self._release(keys=[self.key("oauth", client_id, "renewing")], args=[token])
 
     def seen_updates(self, ticket_ids: list[str]) -> dict[str, str]:
         """Each ticket's `updated_at` as the last poll saw it ("" when never seen)."""
         if not ticket_ids:
             return {}
-        got = cast(list[str | None], self.redis.hmget(self._key("updated"), ticket_ids))
+        got = cast(list[str | None], self.redis.hmget(self.key("updated"), ticket_ids))
         return {t: v or "" for t, v in zip(ticket_ids, got, strict=True)}
 
     def remember_updates(self, updated: dict[str, str]) -> None:
         if updated:
             pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(self._key("updated"), mapping=dict[Any, Any](updated))
-            pipe.expire(self._key("updated"), TTL_SECONDS)
+            pipe.hset(self.key("updated"), mapping=dict[Any, Any](updated))
+            pipe.expire(self.key("updated"), TTL_SECONDS)
             pipe.execute()
 
     def private_attachments(self) -> bool | None:
         """The account's `tickets.private_attachments`, None when not read lately."""
-        raw = cast(str | None, self.redis.get(self._key("private_attachments")))
+        raw = cast(str | None, self.redis.get(self.key("private_attachments")))
         return None if raw is None else raw == "1"
 
     def set_private_attachments(self, value: bool) -> None:
-        self.redis.set(self._key("private_attachments"), "1" if value else "0", ex=SETTINGS_TTL)
+        self.redis.set(self.key("private_attachments"), "1" if value else "0", ex=SETTINGS_TTL)
