@@ -21,7 +21,7 @@ from typing import Any
 from bridge.config import Settings
 from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.fetcher import Fetcher, FetchError, FetchPolicy, loggable
-from bridge.helpdesks import render
+from bridge.helpdesks import inbound, render
 from bridge.helpdesks.base import (
     AgentAssigned,
     AgentMessage,
@@ -36,7 +36,7 @@ from bridge.helpdesks.base import (
 from bridge.helpdesks.budget import Budget
 from bridge.helpdesks.chatwoot import webhook
 from bridge.helpdesks.chatwoot.client import ChatwootClient, Json, Upload, payload_of
-from bridge.helpdesks.chatwoot.config import ChatwootConfig, config_problems, derived_token
+from bridge.helpdesks.chatwoot.config import ChatwootConfig, config_problems
 from bridge.helpdesks.chatwoot.state import AdapterState, Cursor
 from bridge.storage import Conversation, Store, User
 
@@ -121,12 +121,7 @@ class ChatwootHelpdesk(Helpdesk):
         """The URL tokens accepted: CHATWOOT_WEBHOOK_TOKEN, else the one derived from
         BRIDGE_SECRET (and from BRIDGE_SECRET_PREVIOUS during a rotation). The first is
         the one `chatwoot setup` registers."""
-        if self.config.webhook_token:
-            return [self.config.webhook_token]
-        tokens = [derived_token(self.settings.bridge_secret)]
-        if self.settings.bridge_secret_previous:
-            tokens.append(derived_token(self.settings.bridge_secret_previous))
-        return tokens
+        return inbound.url_tokens(self.settings, "chatwoot", self.config.webhook_token)
 
     def webhook_url(self, public_url: str) -> str:
         return f"{public_url.rstrip('/')}/webhooks/chatwoot/{self.webhook_tokens()[0]}"
@@ -527,7 +522,7 @@ class ChatwootHelpdesk(Helpdesk):
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, *, url_token: str | None = None
     ) -> list[str]:
-        webhook.check_token(url_token, self.webhook_tokens())
+        inbound.check_url_token(url_token, self.webhook_tokens(), "chatwoot")
         secret = self.webhook_secret()
         if secret:
             webhook.check_signature(headers, body, secret=secret, now=self.clock())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from bridge.config import signing_key
 from bridge.errors import ConfigError
+from bridge.helpdesks import inbound
 
 DEFAULT_POLL_INTERVAL = 30.0
 #: Each polled conversation costs two reads: more often than this only spends the API.
@@ -59,10 +58,9 @@ class ChatwootConfig:
 
 
 def derived_token(bridge_secret: str) -> str:
-    """The webhook URL's secret token when CHATWOOT_WEBHOOK_TOKEN is not set: derived from
-    BRIDGE_SECRET, so web and `chatwoot setup` agree on it without storing it."""
-    digest = signing_key(bridge_secret, "chatwoot webhook url")
-    return base64.urlsafe_b64encode(digest[:24]).decode()
+    """The webhook URL's secret token when CHATWOOT_WEBHOOK_TOKEN is not set
+    (bridge/helpdesks/inbound.py)."""
+    return inbound.derived_url_token(bridge_secret, "chatwoot")
 
 
 def _clean(environ: Mapping[str, str]) -> dict[str, str]:

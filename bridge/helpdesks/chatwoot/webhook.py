@@ -13,9 +13,9 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from bridge.errors import WebhookRejected
+from bridge.helpdesks import inbound
 
 SIGNATURE = "X-Chatwoot-Signature"
 TIMESTAMP = "X-Chatwoot-Timestamp"
@@ -23,15 +23,6 @@ DELIVERY = "X-Chatwoot-Delivery"
 MAX_SKEW = 300.0
 #: What the bridge marks its own messages with, in their `content_attributes`.
 MARKER = "hitl_bridge"
-_MAX_ID_DIGITS = 10
-
-
-def header(headers: Mapping[str, str], name: str) -> str:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value.strip()
-    return ""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -40,21 +31,9 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={mac.hexdigest()}"
 
 
-def check_token(url_token: str | None, tokens: list[str]) -> None:
-    """The URL's token is one of `tokens` (compared in constant time, every one of them)."""
-    if not url_token:
-        raise WebhookRejected("no secret token in the webhook URL", status=401)
-    given = url_token.encode()
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(given, token.encode())
-    if not matched:
-        raise WebhookRejected("wrong secret token in the webhook URL", status=401)
-
-
 def check_signature(headers: Mapping[str, str], body: bytes, *, secret: str, now: float) -> None:
     """A signature by `secret` over the timestamp and body, the timestamp fresh."""
-    signature, timestamp = header(headers, SIGNATURE), header(headers, TIMESTAMP)
+    signature, timestamp = inbound.header(headers, SIGNATURE), inbound.header(headers, TIMESTAMP)
     if not signature or not timestamp:
         raise WebhookRejected(f"missing {SIGNATURE} or {TIMESTAMP}", status=401)
     if not hmac.compare_digest(signature.encode(), sign(secret, timestamp, body).encode()):
@@ -64,18 +43,6 @@ def check_signature(headers: Mapping[str, str], body: bytes, *, secret: str, now
         raise WebhookRejected(f"unreadable {TIMESTAMP}", status=401)
     if abs(now - int(timestamp)) > MAX_SKEW:
         raise WebhookRejected("timestamp outside the 5-minute window", status=401)
-
-
-def _id(value: Any) -> str | None:
-    """A positive id from a JSON number or a string of ASCII digits."""
-    if isinstance(value, str):
-        text = value.strip()
-        if not (text.isascii() and text.isdigit() and len(text) <= _MAX_ID_DIGITS):
-            return None
-        value = int(text)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return str(value) if 0 < value < 2**31 else None
 
 
 def conversation_ids(body: bytes, *, account_id: int) -> list[str]:
@@ -97,13 +64,17 @@ def conversation_ids(body: bytes, *, account_id: int) -> list[str]:
     if not isinstance(event, str) or not event:
         raise WebhookRejected("body names no event", status=400)
     account = data.get("account")
-    if isinstance(account, dict) and "id" in account and _id(account["id"]) != str(account_id):
+    if (
+        isinstance(account, dict)
+        and "id" in account
+        and inbound.positive_id(account["id"], bits=31) != str(account_id)
+    ):
         return []
     if event.startswith("message_"):
         conv = data.get("conversation")
         if not isinstance(conv, dict) or "id" not in conv:
             raise WebhookRejected("message event names no conversation.id", status=400)
-        cid = _id(conv["id"])
+        cid = inbound.positive_id(conv["id"], bits=31)
         attrs = data.get("content_attributes")
         mine = isinstance(attrs, dict) and MARKER in attrs
         if (
@@ -121,7 +92,7 @@ def conversation_ids(body: bytes, *, account_id: int) -> list[str]:
     elif event.startswith("conversation_"):
         if "id" not in data:
             raise WebhookRejected("conversation event names no id", status=400)
-        cid = _id(data["id"])
+        cid = inbound.positive_id(data["id"], bits=31)
     else:
         return []  # contact and typing events: nothing an agent said
     if cid is None:
@@ -131,5 +102,5 @@ def conversation_ids(body: bytes, *, account_id: int) -> list[str]:
 
 def delivery_id(headers: Mapping[str, str]) -> str | None:
     """The id Chatwoot gives one delivery, when it sends one."""
-    value = header(headers, DELIVERY)
+    value = inbound.header(headers, DELIVERY)
     return value if 0 < len(value) <= 128 and value.isascii() and value.isprintable() else None

@@ -10,9 +10,9 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from bridge.errors import WebhookRejected
+from bridge.helpdesks import inbound
 
 SIGNATURE = "X-Zendesk-Webhook-Signature"
 TIMESTAMP = "X-Zendesk-Webhook-Signature-Timestamp"
@@ -20,17 +20,7 @@ INVOCATION = "X-Zendesk-Webhook-Invocation-Id"
 MAX_SKEW = 300.0
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value.strip()
-    return ""
-
-
 _EPOCH = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
-#: Zendesk ticket ids are 64-bit integers.
-_MAX_ID_DIGITS = 19
 
 
 def _epoch(timestamp: str) -> float:
@@ -58,7 +48,7 @@ def verify(headers: Mapping[str, str], body: bytes, *, secret: str, now: float) 
     """Check signature and timestamp; return the ticket ids the body names (as strings)."""
     if not secret:
         raise WebhookRejected("ZENDESK_WEBHOOK_SECRET is not set", status=401)
-    signature, timestamp = _header(headers, SIGNATURE), _header(headers, TIMESTAMP)
+    signature, timestamp = inbound.header(headers, SIGNATURE), inbound.header(headers, TIMESTAMP)
     if not signature or not timestamp:
         raise WebhookRejected(f"missing {SIGNATURE} or {TIMESTAMP}", status=401)
     try:
@@ -73,19 +63,6 @@ def verify(headers: Mapping[str, str], body: bytes, *, secret: str, now: float) 
     return ticket_ids(body)
 
 
-def _ticket_id(value: Any) -> str | None:
-    """A positive 64-bit id, from a JSON number or a string of ASCII digits (`"²"` is a
-    digit to str.isdigit, and int() refuses it)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if not (text.isascii() and text.isdigit() and len(text) <= _MAX_ID_DIGITS):
-            return None
-        value = int(text)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return str(value) if 0 < value < 2**63 else None
-
-
 def ticket_ids(body: bytes) -> list[str]:
     """The ids in a trigger body (`{"ticket_id": …}`) or an event body (`detail.id`)."""
     try:
@@ -95,9 +72,9 @@ def ticket_ids(body: bytes) -> list[str]:
     if not isinstance(data, dict):
         raise WebhookRejected("body is not a JSON object", status=400)
     if "ticket_id" in data:
-        tid = _ticket_id(data["ticket_id"])
+        tid = inbound.positive_id(data["ticket_id"])
     elif isinstance(data.get("detail"), dict) and "id" in data["detail"]:
-        tid = _ticket_id(data["detail"]["id"])
+        tid = inbound.positive_id(data["detail"]["id"])
     else:
         raise WebhookRejected("body names no ticket (ticket_id or detail.id)", status=400)
     if tid is None:
@@ -107,5 +84,5 @@ def ticket_ids(body: bytes) -> list[str]:
 
 def invocation_id(headers: Mapping[str, str]) -> str | None:
     """The id Zendesk gives each invocation of a webhook (kept across its retries)."""
-    value = _header(headers, INVOCATION)
+    value = inbound.header(headers, INVOCATION)
     return value if 0 < len(value) <= 128 and value.isascii() and value.isprintable() else None
