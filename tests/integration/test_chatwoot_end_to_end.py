@@ -119,4 +119,4 @@ def test_forged_webhook_is_refused(cbridge: BridgeClient, chatwoot: FakeChatwoot
         "/webhooks/chatwoot/not-the-token-0123456789ab",
         data=b'{"event":"conversation_updated","id":1}',
     )
-    assert r.status_code == 401 and r.get_json()["error"] == "webhook rejected"
+    assert r.status_code == 403 and r.get_json()["error"] == "webhook rejected"
